@@ -1,0 +1,412 @@
+/* Membership changes and the members' client addresses.
+ *
+ * add:      raft_add (joins as spare) -> raft_assign(VOTER) (raft catches
+ *           the node up first) -> MEMBER_SET entry with its client address
+ *           -> done. An id already present with the same raft address is
+ *           resumed where it stands (a node whose data was wiped rejoins).
+ * remove:   raft_remove -> MEMBER_DEL entry -> done. Removing the leader
+ *           itself first hands leadership over and answers NOT_LEADER, so
+ *           the client retries on the new leader.
+ * transfer: raft_transfer -> done when a new leader is known, else TIMEOUT.
+ * One change at a time (raft allows a single uncommitted configuration);
+ * another request meanwhile gets BUSY.
+ *
+ * Client addresses are replicated state (TKV_CMD_MEMBER_SET): when a node
+ * becomes leader and its first barrier is applied (so its state is
+ * current), tkv__members_leader_sync() records its own address and those of
+ * the --bootstrap list that the state does not hold yet. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "glue.h"
+#include "logger.h"
+
+static const struct raft_server *tkv__conf_get(struct tkv_replica *r,
+                                               uint64_t id)
+{
+    unsigned i;
+    for (i = 0; i < r->raft.configuration.n; i++) {
+        if (r->raft.configuration.servers[i].id == id) {
+            return &r->raft.configuration.servers[i];
+        }
+    }
+    return NULL;
+}
+
+static int tkv__change_check(struct tkv_replica *r, struct tkv_err *err)
+{
+    if (r->closing) {
+        return tkv_err_set(err, TKV_ESHUTDOWN, "node is shutting down");
+    }
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        return tkv_err_set(err, TKV_ENOT_LEADER, "not the leader");
+    }
+    if (r->change != NULL) {
+        return tkv_err_set(err, TKV_EBUSY,
+                           "another membership change is in progress");
+    }
+    return 0;
+}
+
+static struct tkv__change *tkv__change_new(struct tkv_replica *r, int kind,
+                                           uint64_t id, tkv_done_cb cb,
+                                           void *data)
+{
+    struct tkv__change *c = tkv_calloc(1, sizeof *c);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->rep = r;
+    c->kind = kind;
+    c->id = id;
+    c->cb = cb;
+    c->data = data;
+    c->change.data = c;
+    c->transfer.data = c;
+    return c;
+}
+
+static void tkv__change_done(struct tkv__change *c, int code,
+                             const char *msg)
+{
+    static const char *const kinds[] = {"", "add", "remove", "transfer"};
+    struct tkv_replica *r = c->rep;
+    r->change = NULL;
+    if (code == 0) {
+        tkv_infof("membership: %s %llu done", kinds[c->kind],
+                  (unsigned long long)c->id);
+    } else {
+        tkv_warnf("membership: %s %llu failed: %s (%s)", kinds[c->kind],
+                  (unsigned long long)c->id, tkv_errname(code), msg);
+    }
+    if (c->cb != NULL) {
+        c->cb(c->data, code, msg);
+    }
+    tkv_free(c);
+}
+
+static void tkv__change_fail_raft(struct tkv__change *c, int status)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", raft_strerror(status));
+    tkv__change_done(c, status == RAFT_LEADERSHIPLOST ? TKV_ENOT_LEADER
+                                                      : tkv__raft_code(status),
+                     msg);
+}
+
+/* ---- add ----------------------------------------------------------------- */
+
+static void tkv__addr_set_cb(void *data, int code,
+                             const struct tkv_result *res)
+{
+    struct tkv__change *c = data;
+    if (code == 0 && res != NULL && res->code != 0) {
+        code = res->code;
+    }
+    tkv__change_done(c, code, code == 0 ? "" : tkv_strerror(code));
+}
+
+static void tkv__add_set_addr(struct tkv__change *c)
+{
+    struct tkv_cmd cmd;
+    int rv;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = TKV_CMD_MEMBER_SET;
+    cmd.member_id = c->id;
+    cmd.addr = c->client_address;
+    cmd.addrlen = (uint16_t)strlen(c->client_address);
+    rv = tkv__write_internal(c->rep, &cmd, tkv__addr_set_cb, c);
+    if (rv != 0) {
+        tkv__change_done(c, rv, "record client address");
+    }
+}
+
+static void tkv__assign_cb(struct raft_change *req, int status)
+{
+    struct tkv__change *c = req->data;
+    if (status != 0) {
+        tkv__change_fail_raft(c, status);
+        return;
+    }
+    tkv_infof("membership: %llu is now a voter", (unsigned long long)c->id);
+    tkv__add_set_addr(c);
+}
+
+static void tkv__promote(struct tkv__change *c)
+{
+    int rv = raft_assign(&c->rep->raft, &c->change, c->id, RAFT_VOTER,
+                         tkv__assign_cb);
+    if (rv != 0) {
+        tkv__change_fail_raft(c, rv);
+    }
+}
+
+static void tkv__add_cb(struct raft_change *req, int status)
+{
+    struct tkv__change *c = req->data;
+    if (status != 0) {
+        tkv__change_fail_raft(c, status);
+        return;
+    }
+    tkv_infof("membership: %llu added as spare, catching up",
+              (unsigned long long)c->id);
+    tkv__promote(c);
+}
+
+int tkv_replica_member_add(struct tkv_replica *r, uint64_t id,
+                           const char *raft_address,
+                           const char *client_address, tkv_done_cb cb,
+                           void *data, struct tkv_err *err)
+{
+    const struct raft_server *s;
+    struct tkv__change *c;
+    unsigned i;
+    int rv;
+
+    rv = tkv__change_check(r, err);
+    if (rv != 0) {
+        return rv;
+    }
+    if (id == 0 || strlen(raft_address) == 0 ||
+        strlen(raft_address) > TKV_ADDR_MAX ||
+        strlen(client_address) == 0 ||
+        strlen(client_address) > TKV_ADDR_MAX) {
+        return tkv_err_set(err, TKV_EINVALID,
+                           "member_add needs an id > 0 and two addresses "
+                           "of 1..%d bytes",
+                           TKV_ADDR_MAX);
+    }
+    s = tkv__conf_get(r, id);
+    if (s != NULL && strcmp(s->address, raft_address) != 0) {
+        return tkv_err_set(err, TKV_EINVALID,
+                           "id %llu is already a member with raft address %s",
+                           (unsigned long long)id, s->address);
+    }
+    for (i = 0; i < r->raft.configuration.n; i++) {
+        const struct raft_server *o = &r->raft.configuration.servers[i];
+        if (o->id != id && strcmp(o->address, raft_address) == 0) {
+            return tkv_err_set(err, TKV_EINVALID,
+                               "raft address %s is used by member %llu",
+                               raft_address, (unsigned long long)o->id);
+        }
+    }
+    c = tkv__change_new(r, TKV__CHANGE_ADD, id, cb, data);
+    if (c == NULL) {
+        return tkv_err_set(err, TKV_ENOMEM, "out of memory");
+    }
+    snprintf(c->raft_address, sizeof c->raft_address, "%s", raft_address);
+    snprintf(c->client_address, sizeof c->client_address, "%s",
+             client_address);
+    r->change = c;
+    tkv_infof("membership: adding %llu (raft %s, client %s)",
+              (unsigned long long)id, raft_address, client_address);
+    if (s != NULL) {
+        /* Already a member (e.g. it lost its data and rejoins). */
+        if (s->role == RAFT_VOTER) {
+            tkv__add_set_addr(c);
+        } else {
+            tkv__promote(c);
+        }
+        return 0;
+    }
+    rv = raft_add(&r->raft, &c->change, id, c->raft_address, tkv__add_cb);
+    if (rv != 0) {
+        r->change = NULL;
+        tkv_free(c);
+        return tkv_err_set(err, tkv__raft_code(rv), "add member: %s",
+                           raft_errmsg(&r->raft));
+    }
+    return 0;
+}
+
+/* ---- remove -------------------------------------------------------------- */
+
+static void tkv__addr_del_cb(void *data, int code,
+                             const struct tkv_result *res)
+{
+    struct tkv__change *c = data;
+    (void)res;
+    /* The member is out of the configuration already: forgetting its
+     * address is cleanup, so its failure is not the client's failure. */
+    if (code != 0) {
+        tkv_warnf("membership: forget address of %llu: %s",
+                  (unsigned long long)c->id, tkv_strerror(code));
+    }
+    tkv__change_done(c, 0, "");
+}
+
+static void tkv__remove_cb(struct raft_change *req, int status)
+{
+    struct tkv__change *c = req->data;
+    struct tkv_cmd cmd;
+    int rv;
+
+    if (status != 0) {
+        tkv__change_fail_raft(c, status);
+        return;
+    }
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = TKV_CMD_MEMBER_DEL;
+    cmd.member_id = c->id;
+    rv = raft_state(&c->rep->raft) == RAFT_LEADER
+             ? tkv__write_internal(c->rep, &cmd, tkv__addr_del_cb, c)
+             : TKV_ENOT_LEADER;
+    if (rv != 0) {
+        tkv__addr_del_cb(c, rv, NULL);
+    }
+}
+
+static void tkv__transfer_cb(struct raft_transfer *req)
+{
+    struct tkv__change *c = req->data;
+    struct tkv_replica *r = c->rep;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+
+    raft_leader(&r->raft, &lid, &laddr);
+    if (lid != 0 && lid != r->id) {
+        tkv_infof("leadership transferred to %llu", (unsigned long long)lid);
+        if (c->then_redirect) {
+            tkv__change_done(c, TKV_ENOT_LEADER,
+                             "leadership handed over before removing this "
+                             "node; retry on the new leader");
+        } else {
+            tkv__change_done(c, 0, "");
+        }
+        return;
+    }
+    tkv__change_done(c, TKV_ETIMEOUT, "leadership transfer did not complete");
+}
+
+int tkv_replica_member_remove(struct tkv_replica *r, uint64_t id,
+                              tkv_done_cb cb, void *data,
+                              struct tkv_err *err)
+{
+    struct tkv__change *c;
+    int rv;
+
+    rv = tkv__change_check(r, err);
+    if (rv != 0) {
+        return rv;
+    }
+    if (tkv__conf_get(r, id) == NULL) {
+        return tkv_err_set(err, TKV_ENOT_FOUND, "no member has id %llu",
+                           (unsigned long long)id);
+    }
+    c = tkv__change_new(r, TKV__CHANGE_REMOVE, id, cb, data);
+    if (c == NULL) {
+        return tkv_err_set(err, TKV_ENOMEM, "out of memory");
+    }
+    r->change = c;
+    if (id == r->id) {
+        c->then_redirect = 1;
+        tkv_infof("membership: removing the leader (%llu): transferring "
+                  "leadership first",
+                  (unsigned long long)id);
+        rv = raft_transfer(&r->raft, &c->transfer, 0, tkv__transfer_cb);
+    } else {
+        tkv_infof("membership: removing %llu", (unsigned long long)id);
+        rv = raft_remove(&r->raft, &c->change, id, tkv__remove_cb);
+    }
+    if (rv != 0) {
+        r->change = NULL;
+        tkv_free(c);
+        return tkv_err_set(err, tkv__raft_code(rv), "remove member: %s",
+                           raft_errmsg(&r->raft));
+    }
+    return 0;
+}
+
+int tkv_replica_transfer(struct tkv_replica *r, uint64_t id, tkv_done_cb cb,
+                         void *data, struct tkv_err *err)
+{
+    struct tkv__change *c;
+    int rv;
+
+    rv = tkv__change_check(r, err);
+    if (rv != 0) {
+        return rv;
+    }
+    if (id == r->id) {
+        return tkv_err_set(err, TKV_EINVALID, "%llu is the leader already",
+                           (unsigned long long)id);
+    }
+    if (id != 0) {
+        const struct raft_server *s = tkv__conf_get(r, id);
+        if (s == NULL || s->role != RAFT_VOTER) {
+            return tkv_err_set(err, TKV_EINVALID, "%llu is not a voter",
+                               (unsigned long long)id);
+        }
+    }
+    c = tkv__change_new(r, TKV__CHANGE_TRANSFER, id, cb, data);
+    if (c == NULL) {
+        return tkv_err_set(err, TKV_ENOMEM, "out of memory");
+    }
+    r->change = c;
+    tkv_infof("leadership transfer to %llu requested",
+              (unsigned long long)id);
+    rv = raft_transfer(&r->raft, &c->transfer, id, tkv__transfer_cb);
+    if (rv != 0) {
+        r->change = NULL;
+        tkv_free(c);
+        return tkv_err_set(err, tkv__raft_code(rv), "transfer: %s",
+                           raft_errmsg(&r->raft));
+    }
+    return 0;
+}
+
+/* ---- client addresses ---------------------------------------------------- */
+
+static const char *tkv__known_addr(struct tkv_replica *r, uint64_t id)
+{
+    size_t i;
+    if (id == r->id) {
+        return r->client_address;
+    }
+    for (i = 0; i < r->nbootstrap; i++) {
+        if (r->bootstrap[i].id == id) {
+            return r->bootstrap[i].client_address;
+        }
+    }
+    return NULL;
+}
+
+void tkv__members_leader_sync(struct tkv_replica *r)
+{
+    unsigned i;
+    for (i = 0; i < r->raft.configuration.n; i++) {
+        uint64_t id = r->raft.configuration.servers[i].id;
+        const char *want = tkv__known_addr(r, id);
+        const char *have = tkv_sm_member_addr(&r->fsm.sm, id);
+        struct tkv_cmd cmd;
+        if (want == NULL || (have != NULL && strcmp(have, want) == 0)) {
+            continue;
+        }
+        memset(&cmd, 0, sizeof cmd);
+        cmd.type = TKV_CMD_MEMBER_SET;
+        cmd.member_id = id;
+        cmd.addr = want;
+        cmd.addrlen = (uint16_t)strlen(want);
+        if (tkv__write_internal(r, &cmd, NULL, NULL) == 0) {
+            tkv_infof("recording client address of %llu: %s",
+                      (unsigned long long)id, want);
+        }
+    }
+}
+
+size_t tkv_replica_members(struct tkv_replica *r,
+                           struct tkv_replica_member *out, size_t max)
+{
+    unsigned i;
+    for (i = 0; i < r->raft.configuration.n && i < max; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        out[i].id = s->id;
+        out[i].raft_address = s->address;
+        out[i].client_address = tkv_sm_member_addr(&r->fsm.sm, s->id);
+        out[i].role = s->role == RAFT_VOTER     ? "voter"
+                      : s->role == RAFT_STANDBY ? "standby"
+                                                : "spare";
+    }
+    return r->raft.configuration.n;
+}

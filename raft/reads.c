@@ -1,0 +1,112 @@
+/* Strong reads: one raft barrier at a time, shared by every read queued
+ * before it was issued.
+ *
+ *   tkv_replica_read()   leader only; the waiter joins r->reads
+ *   tkv__reads_issue()   end of loop turn (replica.c): when no barrier is in
+ *                        flight and reads are queued, they move into a new
+ *                        barrier and raft_barrier() is called
+ *   barrier callback     status 0: the barrier entry is applied, so every
+ *                        write committed before the reads arrived is in the
+ *                        state machine and this node was still leader:
+ *                        callbacks get 0 and serve from the local state.
+ *                        Otherwise they get NOT_LEADER / SHUTDOWN.
+ * Reads arriving while a barrier is in flight wait for the next one, which
+ * is issued at the end of the loop turn in which the first completes. */
+#include <string.h>
+
+#include "../common/alloc.h"
+#include "glue.h"
+#include "logger.h"
+
+static void tkv__waiters_fail(struct tkv__read_waiter *w, size_t n, int code,
+                              const char *msg)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        w[i].cb(w[i].data, code, msg);
+    }
+}
+
+void tkv__reads_fail(struct tkv_replica *r, int code)
+{
+    struct tkv__read_waiter *w = r->reads;
+    size_t n = r->nreads;
+    r->reads = NULL;
+    r->nreads = 0;
+    r->reads_cap = 0;
+    tkv__waiters_fail(w, n, code, tkv_strerror(code));
+    tkv_free(w);
+}
+
+int tkv_replica_read(struct tkv_replica *r, tkv_done_cb cb, void *data,
+                     struct tkv_err *err)
+{
+    if (r->closing) {
+        return tkv_err_set(err, TKV_ESHUTDOWN, "node is shutting down");
+    }
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        return tkv_err_set(err, TKV_ENOT_LEADER, "not the leader");
+    }
+    if (r->nreads == r->reads_cap) {
+        size_t cap = r->reads_cap == 0 ? 64 : r->reads_cap * 2;
+        struct tkv__read_waiter *w = tkv_realloc(r->reads, cap * sizeof *w);
+        if (w == NULL) {
+            return tkv_err_set(err, TKV_ENOMEM, "out of memory");
+        }
+        r->reads = w;
+        r->reads_cap = cap;
+    }
+    r->reads[r->nreads].cb = cb;
+    r->reads[r->nreads].data = data;
+    r->nreads++;
+    return 0;
+}
+
+static void tkv__barrier_cb(struct raft_barrier *req, int status)
+{
+    struct tkv__barrier *b = req->data;
+    struct tkv_replica *r = b->rep;
+    int code = 0;
+
+    r->barrier = NULL;
+    if (status != 0) {
+        code = r->closing ? TKV_ESHUTDOWN : TKV_ENOT_LEADER;
+    }
+    tkv__waiters_fail(b->waiters, b->n, code,
+                      code == 0 ? "" : raft_strerror(status));
+    tkv_free(b->waiters);
+    tkv_free(b);
+}
+
+void tkv__reads_issue(struct tkv_replica *r)
+{
+    struct tkv__barrier *b;
+    int rv;
+
+    if (r->nreads == 0 || r->barrier != NULL) {
+        return;
+    }
+    b = tkv_calloc(1, sizeof *b);
+    if (b == NULL) {
+        tkv__reads_fail(r, TKV_ENOMEM);
+        return;
+    }
+    b->rep = r;
+    b->waiters = r->reads;
+    b->n = r->nreads;
+    r->reads = NULL;
+    r->nreads = 0;
+    r->reads_cap = 0;
+    b->req.data = b;
+    r->barrier = b;
+    rv = raft_barrier(&r->raft, &b->req, tkv__barrier_cb);
+    if (rv != 0) {
+        r->barrier = NULL;
+        tkv__waiters_fail(b->waiters, b->n,
+                          rv == RAFT_NOTLEADER ? TKV_ENOT_LEADER
+                                               : tkv__raft_code(rv),
+                          raft_errmsg(&r->raft));
+        tkv_free(b->waiters);
+        tkv_free(b);
+    }
+}

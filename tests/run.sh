@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# THE test command of tuplekv: installs dependencies, builds the normal and
+# the sanitizer (ASan + UBSan) trees, runs the whole CTest suite in both, then
+# runs every libFuzzer target from its committed seed corpus.
+#
+#   tests/run.sh                 everything
+#   FUZZ_SECONDS=60 tests/run.sh longer fuzzing (default 15 s per target)
+#   TKV_SKIP_FUZZ=1 tests/run.sh skip the fuzz stage (local iteration only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=$(nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+deploy/install-deps.sh
+
+step "build (build/)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$JOBS"
+
+step "build with ASan + UBSan (build-asan/)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTUPLEKV_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$JOBS"
+
+step "tests (build/)"
+ctest --test-dir build --output-on-failure -j "$JOBS"
+
+step "tests under ASan + UBSan (build-asan/)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+
+if [ "${TKV_SKIP_FUZZ:-0}" != 1 ]; then
+    step "fuzzing (build-fuzz/, ${FUZZ_SECONDS}s per target)"
+    CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTUPLEKV_FUZZ=ON >/dev/null
+    cmake --build build-fuzz -j "$JOBS"
+    for fuzzer in build-fuzz/bin/fuzz_*; do
+        name=$(basename "$fuzzer")
+        corpus="$ROOT/tests/fuzz/corpus/$name"
+        work=$(mktemp -d)
+        [ -d "$corpus" ] && cp -r "$corpus/." "$work/"
+        echo "--- $name"
+        log="$work.log"
+        if ! (cd "$work" && "$fuzzer" -max_total_time="$FUZZ_SECONDS" \
+                -max_len=65536 -print_final_stats=1 "$work") >"$log" 2>&1; then
+            tail -n 60 "$log"
+            echo "$name: crash or failure (inputs kept in $work)"
+            exit 1
+        fi
+        grep -E 'stat::number_of_executed_units|Done' "$log" || true
+        rm -f "$log"
+        rm -rf "$work"
+    done
+fi
+
+step "all tests passed"
