@@ -24,8 +24,12 @@
 /* ------------------------------------------------------------------ */
 /* Session sequence numbers                                            */
 
-static int seq_take(struct tkv_client *c, int wait, uint64_t deadline,
-                    uint64_t *seq, uint64_t *ack, struct tkv_err *err)
+static int seq_take(struct tkv_client *c,
+                    int wait,
+                    uint64_t deadline,
+                    uint64_t *seq,
+                    uint64_t *ack,
+                    struct tkv_err *err)
 {
     int rv = 0;
     pthread_mutex_lock(&c->seq_mu);
@@ -33,8 +37,7 @@ static int seq_take(struct tkv_client *c, int wait, uint64_t deadline,
         struct timespec ts;
         uint64_t now = tkv__now_ms();
         if (!wait) {
-            rv = tkv_err_set(err, TKV_EBUSY,
-                             "too many writes in flight (%d)",
+            rv = tkv_err_set(err, TKV_EBUSY, "too many writes in flight (%d)",
                              TKV__SEQ_WINDOW);
             goto out;
         }
@@ -110,9 +113,13 @@ int tkv__ttl_ms(double ttl_seconds, uint64_t *ms, struct tkv_err *err)
     return 0;
 }
 
-int tkv__call_new(struct tkv_client *c, struct tkv_req *req,
-                  enum tkv__kind kind, const struct tkv_opts *opts, int wait,
-                  struct tkv__call **out, struct tkv_err *err)
+int tkv__call_new(struct tkv_client *c,
+                  struct tkv_req *req,
+                  enum tkv__kind kind,
+                  const struct tkv_opts *opts,
+                  int wait,
+                  struct tkv__call **out,
+                  struct tkv_err *err)
 {
     struct tkv__call *call;
     struct tkv_buf b;
@@ -307,7 +314,8 @@ err_after_alloc:
     return NULL;
 }
 
-static int page_build(const struct tkv_reply *r, struct tkv_page **out,
+static int page_build(const struct tkv_reply *r,
+                      struct tkv_page **out,
                       struct tkv_err *err)
 {
     struct tkv_page *pg = tkv_calloc(1, sizeof *pg);
@@ -345,7 +353,8 @@ static int page_build(const struct tkv_reply *r, struct tkv_page **out,
     return 0;
 }
 
-int tkv__response_build(struct tkv__call *call, struct tkv_response *res,
+int tkv__response_build(struct tkv__call *call,
+                        struct tkv_response *res,
                         struct tkv_err *err)
 {
     const struct tkv_reply *r = &call->reply;

@@ -71,20 +71,20 @@ static inline void tkv__list_remove(struct tkv__link *l)
 
 /* How a call may be retried. */
 enum tkv__kind {
-    TKV__READ = 0,    /* no effect: retry freely */
-    TKV__WRITE,       /* deduplicated by (session, seq): retry freely, but
-                         an attempt that may have been applied turns a
-                         timeout into TKV_EUNKNOWN */
-    TKV__ADMIN,       /* membership change, not deduplicated: retried only
-                         after answers that prove it was not applied */
+    TKV__READ = 0, /* no effect: retry freely */
+    TKV__WRITE,    /* deduplicated by (session, seq): retry freely, but
+                      an attempt that may have been applied turns a
+                      timeout into TKV_EUNKNOWN */
+    TKV__ADMIN,    /* membership change, not deduplicated: retried only
+                      after answers that prove it was not applied */
 };
 
 /* Where a call is, seen from the I/O thread. */
 enum tkv__where {
-    TKV__QUEUED = 0,  /* in the submit queue */
-    TKV__WAITING,     /* waiting for a connection */
-    TKV__DELAYED,     /* backing off until retry_at */
-    TKV__INFLIGHT,    /* sent on conn, waiting for the reply */
+    TKV__QUEUED = 0, /* in the submit queue */
+    TKV__WAITING,    /* waiting for a connection */
+    TKV__DELAYED,    /* backing off until retry_at */
+    TKV__INFLIGHT,   /* sent on conn, waiting for the reply */
     TKV__DONE,
 };
 
@@ -97,41 +97,41 @@ typedef void (*tkv__done_fn)(struct tkv__call *call);
 struct tkv__call {
     struct tkv_client *client;
     uint64_t id;
-    int op;                   /* enum tkv_op */
+    int op; /* enum tkv_op */
     enum tkv__kind kind;
-    uint64_t seq;             /* WRITE: its sequence number */
-    uint8_t *frame;           /* owned: the whole encoded request frame */
+    uint64_t seq;   /* WRITE: its sequence number */
+    uint8_t *frame; /* owned: the whole encoded request frame */
     size_t frame_len;
-    uint64_t deadline;        /* ms on the monotonic clock */
+    uint64_t deadline;         /* ms on the monotonic clock */
     struct tkv__endpoint *pin; /* send only there, no retries; or NULL */
-    char *pin_addr;           /* owned: address to pin to, resolved by io */
+    char *pin_addr;            /* owned: address to pin to, resolved by io */
 
     /* I/O thread state */
     enum tkv__where where;
-    struct tkv__link q;       /* in waiting, delayed or conn->inflight */
-    struct tkv__link all;     /* in client->all (every unfinished call) */
-    struct tkv__call *hnext;  /* id hash chain */
-    struct tkv__conn *conn;   /* INFLIGHT: the connection */
+    struct tkv__link q;      /* in waiting, delayed or conn->inflight */
+    struct tkv__link all;    /* in client->all (every unfinished call) */
+    struct tkv__call *hnext; /* id hash chain */
+    struct tkv__conn *conn;  /* INFLIGHT: the connection */
     uint64_t sent_at;
     uint64_t retry_at;
     unsigned attempts;
     unsigned redirects;
-    int maybe_applied;        /* an attempt ended without a clear answer */
+    int maybe_applied; /* an attempt ended without a clear answer */
     int ever_sent;
-    char last_error[200];     /* why the last attempt failed */
+    char last_error[200]; /* why the last attempt failed */
 
     /* result, valid once done */
     int rc;
     struct tkv_err err;
-    uint8_t *payload;         /* owned: reply payload, reply points in it */
-    struct tkv_reply reply;   /* decoded when payload != NULL */
+    uint8_t *payload;       /* owned: reply payload, reply points in it */
+    struct tkv_reply reply; /* decoded when payload != NULL */
     int have_reply;
 
     /* completion */
     tkv__done_fn done;
-    tkv_done_cb cb;           /* async */
+    tkv_done_cb cb; /* async */
     void *arg;
-    pthread_mutex_t mu;       /* sync: waiter */
+    pthread_mutex_t mu; /* sync: waiter */
     pthread_cond_t cv;
     int finished;
 };
@@ -157,7 +157,7 @@ struct tkv_client {
     int stopping;
 
     atomic_uint_fast64_t next_id;
-    atomic_int inflight;      /* submitted, not yet finished */
+    atomic_int inflight; /* submitted, not yet finished */
 
     /* write sequence window: seq_low is the lowest unanswered seq, the ack
      * sent with every write */
@@ -170,8 +170,8 @@ struct tkv_client {
     /* I/O thread only */
     struct tkv__endpoint **eps; /* owned: known endpoints, config first */
     size_t neps;
-    size_t neps_config;         /* how many came from the configuration */
-    size_t current;             /* where calls go */
+    size_t neps_config; /* how many came from the configuration */
+    size_t current;     /* where calls go */
     struct tkv__link waiting;
     struct tkv__link delayed;
     struct tkv__link all;
@@ -189,7 +189,8 @@ uint64_t tkv__now_ms(void);
 uint64_t tkv__random64(void);
 
 /* io.c */
-int tkv__io_start(struct tkv_client *c, const char *endpoints,
+int tkv__io_start(struct tkv_client *c,
+                  const char *endpoints,
                   struct tkv_err *err);
 void tkv__io_stop(struct tkv_client *c);
 /* Hand a built call to the I/O thread. Never fails. */
@@ -197,8 +198,11 @@ void tkv__io_submit(struct tkv_client *c, struct tkv__call *call);
 /* 1 when running on c's I/O thread. */
 int tkv__io_on_thread(const struct tkv_client *c);
 /* Check "host:port"; 0 or TKV_EINVALID with a message. */
-int tkv__endpoint_parse(const char *s, size_t len, char *host /* OUT */,
-                        size_t hostcap, int *port /* OUT */,
+int tkv__endpoint_parse(const char *s,
+                        size_t len,
+                        char *host /* OUT */,
+                        size_t hostcap,
+                        int *port /* OUT */,
                         struct tkv_err *err);
 
 /* call.c */
@@ -206,9 +210,13 @@ int tkv__endpoint_parse(const char *s, size_t len, char *host /* OUT */,
 /* A new call for req (whose keys/values are already encoded), with its
  * kind, opts and frame. For writes a sequence number is taken (waiting for
  * room in the window when `wait`, else TKV_EBUSY). */
-int tkv__call_new(struct tkv_client *c, struct tkv_req *req,
-                  enum tkv__kind kind, const struct tkv_opts *opts, int wait,
-                  struct tkv__call **out, struct tkv_err *err);
+int tkv__call_new(struct tkv_client *c,
+                  struct tkv_req *req,
+                  enum tkv__kind kind,
+                  const struct tkv_opts *opts,
+                  int wait,
+                  struct tkv__call **out,
+                  struct tkv_err *err);
 void tkv__call_free(struct tkv__call *call);
 /* Release a write's sequence number (the reply came or we gave up). */
 void tkv__seq_release(struct tkv_client *c, uint64_t seq);
@@ -217,11 +225,11 @@ void tkv__seq_release(struct tkv_client *c, uint64_t seq);
  * filled). The caller still owns the call and frees it. */
 int tkv__call_run(struct tkv__call *call, struct tkv_err *err);
 /* Submit asynchronously: cb runs on the I/O thread. Takes the call. */
-void tkv__call_start_async(struct tkv__call *call, tkv_done_cb cb,
-                           void *arg);
+void tkv__call_start_async(struct tkv__call *call, tkv_done_cb cb, void *arg);
 
 /* Build the user's response from a finished call's reply. */
-int tkv__response_build(struct tkv__call *call, struct tkv_response *res,
+int tkv__response_build(struct tkv__call *call,
+                        struct tkv_response *res,
                         struct tkv_err *err);
 void tkv__response_clear(struct tkv_response *res);
 
@@ -229,10 +237,10 @@ void tkv__response_clear(struct tkv_response *res);
 struct tkv_item *tkv__item_from_entry(const struct tkv_entry_ref *e,
                                       struct tkv_err *err);
 /* msgpack value bytes -> new json reference. */
-json_t *tkv__value_to_json(const uint8_t *v, size_t len,
-                           struct tkv_err *err);
+json_t *tkv__value_to_json(const uint8_t *v, size_t len, struct tkv_err *err);
 /* ttl seconds -> ms; 0 or TKV_EINVALID. */
-int tkv__ttl_ms(double ttl_seconds, uint64_t *ms /* OUT */,
+int tkv__ttl_ms(double ttl_seconds,
+                uint64_t *ms /* OUT */,
                 struct tkv_err *err);
 /* Read options: consistency and timeout. */
 int tkv__eventual(const struct tkv_client *c, const struct tkv_opts *opts);

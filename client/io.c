@@ -59,34 +59,34 @@
 enum conn_state { CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
 
 struct tkv__endpoint {
-    char *addr;                  /* owned: "host:port" */
+    char *addr; /* owned: "host:port" */
     struct sockaddr_storage sa;
     int resolved;
-    struct tkv__conn *conn;      /* open or opening connection, or NULL */
-    uint64_t down_until;         /* ms: do not connect before */
+    struct tkv__conn *conn; /* open or opening connection, or NULL */
+    uint64_t down_until;    /* ms: do not connect before */
     unsigned failures;
 };
 
 struct tkv__conn {
     uv_tcp_t tcp;
     uv_connect_t creq;
-    uv_timer_t timer;            /* connect timeout */
+    uv_timer_t timer; /* connect timeout */
     struct tkv_client *client;
-    struct tkv__endpoint *ep;    /* NULL once closing */
-    char addr[128];              /* for messages, outlives ep link */
+    struct tkv__endpoint *ep; /* NULL once closing */
+    char addr[128];           /* for messages, outlives ep link */
     enum conn_state state;
-    int open_handles;            /* tcp + timer; freed when 0 */
-    struct tkv__link inflight;   /* calls sent here, in send order */
+    int open_handles;          /* tcp + timer; freed when 0 */
+    struct tkv__link inflight; /* calls sent here, in send order */
     size_t ninflight;
-    struct tkv_buf rbuf;         /* owned: received, not yet cut */
-    struct tkv_buf wbuf;         /* owned: frames not yet written */
-    int writing;                 /* a uv_write is outstanding */
+    struct tkv_buf rbuf; /* owned: received, not yet cut */
+    struct tkv_buf wbuf; /* owned: frames not yet written */
+    int writing;         /* a uv_write is outstanding */
 };
 
 struct write_req {
     uv_write_t req;
     struct tkv__conn *conn;
-    uint8_t *data;               /* owned */
+    uint8_t *data; /* owned */
     size_t len;
 };
 
@@ -107,8 +107,8 @@ uint64_t tkv__random64(void)
     if (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x || x == 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^
-            (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&x;
+        x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec ^
+            (uint64_t)(uintptr_t)&x;
         x ^= x >> 31;
         if (x == 0) {
             x = 1;
@@ -134,8 +134,12 @@ int tkv__io_on_thread(const struct tkv_client *c)
 /* ------------------------------------------------------------------ */
 /* Endpoints                                                           */
 
-int tkv__endpoint_parse(const char *s, size_t len, char *host, size_t hostcap,
-                        int *port, struct tkv_err *err)
+int tkv__endpoint_parse(const char *s,
+                        size_t len,
+                        char *host,
+                        size_t hostcap,
+                        int *port,
+                        struct tkv_err *err)
 {
     const char *colon;
     const char *h = s;
@@ -172,9 +176,8 @@ int tkv__endpoint_parse(const char *s, size_t len, char *host, size_t hostcap,
         hlen = (size_t)(colon - s);
     }
     if (hlen == 0 || hlen >= hostcap) {
-        return tkv_err_set(err, TKV_EINVALID,
-                           "bad endpoint '%.*s': %s host", (int)len, s,
-                           hlen == 0 ? "empty" : "too long");
+        return tkv_err_set(err, TKV_EINVALID, "bad endpoint '%.*s': %s host",
+                           (int)len, s, hlen == 0 ? "empty" : "too long");
     }
     for (i = (size_t)(colon + 1 - s); i < len; i++) {
         if (s[i] < '0' || s[i] > '9' || p > 65535) {
@@ -236,7 +239,8 @@ static int ep_resolve(struct tkv__endpoint *ep, char *msg, size_t msgcap)
     return 0;
 }
 
-static struct tkv__endpoint *ep_find(struct tkv_client *c, const char *addr,
+static struct tkv__endpoint *ep_find(struct tkv_client *c,
+                                     const char *addr,
                                      size_t *idx)
 {
     size_t i;
@@ -251,7 +255,8 @@ static struct tkv__endpoint *ep_find(struct tkv_client *c, const char *addr,
     return NULL;
 }
 
-static struct tkv__endpoint *ep_add(struct tkv_client *c, const char *addr,
+static struct tkv__endpoint *ep_add(struct tkv_client *c,
+                                    const char *addr,
                                     size_t len)
 {
     struct tkv__endpoint *ep;
@@ -332,8 +337,8 @@ static int hash_insert(struct tkv_client *c, struct tkv__call *call)
             struct tkv__call *x = c->buckets[i];
             while (x != NULL) {
                 struct tkv__call *next = x->hnext;
-                size_t s = (size_t)((x->id * 0x9E3779B97F4A7C15ull) >> 20) &
-                           (n - 1);
+                size_t s =
+                    (size_t)((x->id * 0x9E3779B97F4A7C15ull) >> 20) & (n - 1);
                 x->hnext = b[s];
                 b[s] = x;
                 x = next;
@@ -571,9 +576,9 @@ static void conn_send(struct tkv__conn *conn, struct tkv__call *call)
          * frames were in it are in flight without having been sent, so the
          * attempt timeout drops the connection and they are re-sent. */
         tkv_buf_reset(&conn->wbuf);
-        finish(call, call->kind == TKV__READ || !call->ever_sent
-                         ? TKV_ENOMEM
-                         : TKV_EUNKNOWN,
+        finish(call,
+               call->kind == TKV__READ || !call->ever_sent ? TKV_ENOMEM
+                                                           : TKV_EUNKNOWN,
                "out of memory sending a request");
         return;
     }
@@ -589,14 +594,16 @@ static void conn_send(struct tkv__conn *conn, struct tkv__call *call)
 
 /* A node's error answer that says nothing was applied and another try (here
  * or elsewhere) may succeed. */
-static void retry_after_error(struct tkv_client *c, struct tkv__call *call,
-                              struct tkv__endpoint *ep, int code,
+static void retry_after_error(struct tkv_client *c,
+                              struct tkv__call *call,
+                              struct tkv__endpoint *ep,
+                              int code,
                               int maybe_applied)
 {
-    snprintf(call->last_error, sizeof call->last_error, "%s: %s",
-             ep != NULL ? ep->addr : "?",
-             call->reply.message != NULL ? call->reply.message
-                                         : tkv_strerror(code));
+    snprintf(
+        call->last_error, sizeof call->last_error, "%s: %s",
+        ep != NULL ? ep->addr : "?",
+        call->reply.message != NULL ? call->reply.message : tkv_strerror(code));
     if (call->pin != NULL) {
         char msg[sizeof call->last_error];
         memcpy(msg, call->last_error, sizeof msg);
@@ -621,7 +628,8 @@ static void retry_after_error(struct tkv_client *c, struct tkv__call *call,
     to_delayed(c, call);
 }
 
-static void redirect(struct tkv_client *c, struct tkv__call *call,
+static void redirect(struct tkv_client *c,
+                     struct tkv__call *call,
                      struct tkv__endpoint *from)
 {
     const char *leader = call->reply.leader;
@@ -705,9 +713,8 @@ static int handle_reply(struct tkv__conn *conn, const uint8_t *p, size_t len)
             finish(call, TKV_EPROTO, "bad reply from %s: %s", conn->addr,
                    e.msg);
         } else {
-            finish(call, TKV_EUNKNOWN,
-                   "outcome unknown: bad reply from %s: %s", conn->addr,
-                   e.msg);
+            finish(call, TKV_EUNKNOWN, "outcome unknown: bad reply from %s: %s",
+                   conn->addr, e.msg);
         }
         conn_fail(conn, "bad reply from %s: %s", conn->addr, e.msg);
         return -1;
@@ -782,8 +789,8 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     while (conn->rbuf.len - off >= TKV_FRAME_HDR) {
         uint32_t flen = tkv_frame_get_len(conn->rbuf.data + off);
         if (flen > TKV_FRAME_MAX) {
-            conn_fail(conn, "reply from %s too large (%u bytes)",
-                      conn->addr, flen);
+            conn_fail(conn, "reply from %s too large (%u bytes)", conn->addr,
+                      flen);
             return;
         }
         if (conn->rbuf.len - off - TKV_FRAME_HDR < flen) {
@@ -814,8 +821,7 @@ static void connect_cb(uv_connect_t *req, int status)
     }
     uv_timer_stop(&conn->timer);
     if (status < 0) {
-        conn_fail(conn, "connect to %s: %s", conn->addr,
-                  uv_strerror(status));
+        conn_fail(conn, "connect to %s: %s", conn->addr, uv_strerror(status));
         return;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
@@ -837,7 +843,8 @@ static void connect_timeout_cb(uv_timer_t *t)
 
 /* Start connecting to ep; NULL when that fails at once (ep marked down). */
 static struct tkv__conn *conn_open(struct tkv_client *c,
-                                   struct tkv__endpoint *ep, char *why,
+                                   struct tkv__endpoint *ep,
+                                   char *why,
                                    size_t whycap)
 {
     struct tkv__conn *conn;
@@ -910,8 +917,7 @@ static void pump(struct tkv_client *c)
         for (l = c->waiting.next; l != &c->waiting; l = l->next) {
             struct tkv__call *call = TKV__CONTAINER(l, struct tkv__call, q);
             if (call->pin == NULL) {
-                snprintf(call->last_error, sizeof call->last_error, "%s",
-                         why);
+                snprintf(call->last_error, sizeof call->last_error, "%s", why);
             }
         }
         cur = NULL;
@@ -967,11 +973,11 @@ static void tick_cb(uv_timer_t *t)
                        "(%s)",
                        in_flight ? "request in flight" : call->last_error);
             } else {
-                finish(call, TKV_EUNAVAILABLE,
-                       "not applied: no node took the request within the "
-                       "timeout (%s)",
-                       call->last_error[0] ? call->last_error
-                                           : "no connection");
+                finish(
+                    call, TKV_EUNAVAILABLE,
+                    "not applied: no node took the request within the "
+                    "timeout (%s)",
+                    call->last_error[0] ? call->last_error : "no connection");
             }
         } else if (in_flight) {
             finish(call, TKV_ETIMEOUT, "no answer within the timeout");
@@ -1116,7 +1122,8 @@ void tkv__io_submit(struct tkv_client *c, struct tkv__call *call)
     uv_async_send(&c->wake);
 }
 
-int tkv__io_start(struct tkv_client *c, const char *endpoints,
+int tkv__io_start(struct tkv_client *c,
+                  const char *endpoints,
                   struct tkv_err *err)
 {
     const char *p = endpoints;
@@ -1143,8 +1150,8 @@ int tkv__io_start(struct tkv_client *c, const char *endpoints,
             len--;
         }
         if (len == 0) {
-            rv = tkv_err_set(err, TKV_EINVALID,
-                             "empty endpoint in list '%s'", endpoints);
+            rv = tkv_err_set(err, TKV_EINVALID, "empty endpoint in list '%s'",
+                             endpoints);
             goto err_after_eps;
         }
         rv = tkv__endpoint_parse(s, len, host, sizeof host, &port, err);

@@ -22,7 +22,8 @@ void tkv_config_init(struct tkv_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-int tkv_connect(const struct tkv_config *cfg, struct tkv_client **out,
+int tkv_connect(const struct tkv_config *cfg,
+                struct tkv_client **out,
                 struct tkv_err *err)
 {
     struct tkv_config dflt;
@@ -61,15 +62,15 @@ int tkv_connect(const struct tkv_config *cfg, struct tkv_client **out,
     if (c == NULL) {
         return tkv_err_set(err, TKV_ENOMEM, "out of memory");
     }
-    c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms
-                                        : TKV_DEFAULT_TIMEOUT_MS;
+    c->timeout_ms =
+        cfg->timeout_ms > 0 ? cfg->timeout_ms : TKV_DEFAULT_TIMEOUT_MS;
     c->connect_timeout_ms = cfg->connect_timeout_ms > 0
                                 ? cfg->connect_timeout_ms
                                 : TKV_DEFAULT_CONNECT_TIMEOUT_MS;
-    c->max_inflight = cfg->max_inflight > 0 ? cfg->max_inflight
-                                            : TKV_DEFAULT_MAX_INFLIGHT;
-    c->txn_attempts = cfg->txn_attempts > 0 ? cfg->txn_attempts
-                                            : TKV_DEFAULT_TXN_ATTEMPTS;
+    c->max_inflight =
+        cfg->max_inflight > 0 ? cfg->max_inflight : TKV_DEFAULT_MAX_INFLIGHT;
+    c->txn_attempts =
+        cfg->txn_attempts > 0 ? cfg->txn_attempts : TKV_DEFAULT_TXN_ATTEMPTS;
     c->consistency = cfg->consistency;
     c->session = tkv__random64();
     atomic_init(&c->next_id, 1);
@@ -124,7 +125,8 @@ static int check_sync(struct tkv_client *c, struct tkv_err *err)
     return 0;
 }
 
-static int check_async(struct tkv_client *c, tkv_done_cb cb,
+static int check_async(struct tkv_client *c,
+                       tkv_done_cb cb,
                        struct tkv_err *err)
 {
     tkv_err_clear(err);
@@ -139,9 +141,12 @@ static int check_async(struct tkv_client *c, tkv_done_cb cb,
 
 /* Build and run a call synchronously; *out gets the finished call (also on
  * error, when it exists) for the caller to read and free. */
-static int run_sync(struct tkv_client *c, struct tkv_req *req,
-                    enum tkv__kind kind, const struct tkv_opts *opts,
-                    struct tkv__call **out, struct tkv_err *err)
+static int run_sync(struct tkv_client *c,
+                    struct tkv_req *req,
+                    enum tkv__kind kind,
+                    const struct tkv_opts *opts,
+                    struct tkv__call **out,
+                    struct tkv_err *err)
 {
     struct tkv__call *call;
     int rv;
@@ -156,9 +161,13 @@ static int run_sync(struct tkv_client *c, struct tkv_req *req,
     return rv;
 }
 
-static int run_async(struct tkv_client *c, struct tkv_req *req,
-                     enum tkv__kind kind, const struct tkv_opts *opts,
-                     tkv_done_cb cb, void *arg, struct tkv_err *err)
+static int run_async(struct tkv_client *c,
+                     struct tkv_req *req,
+                     enum tkv__kind kind,
+                     const struct tkv_opts *opts,
+                     tkv_done_cb cb,
+                     void *arg,
+                     struct tkv_err *err)
 {
     struct tkv__call *call;
     int rv;
@@ -180,8 +189,12 @@ static int run_async(struct tkv_client *c, struct tkv_req *req,
 
 /* Encode a key, prefixing the message with what it is when not a plain
  * key argument. */
-static int key_enc(const json_t *key, int allow_empty, const char *what,
-                   uint8_t *buf, size_t *len, struct tkv_err *err)
+static int key_enc(const json_t *key,
+                   int allow_empty,
+                   const char *what,
+                   uint8_t *buf,
+                   size_t *len,
+                   struct tkv_err *err)
 {
     struct tkv_err e;
     int rv;
@@ -206,7 +219,7 @@ struct args {
     struct tkv_req req;
     uint8_t key[TKV_KEY_MAX];
     struct tkv_buf value;
-    struct tkv_buf keys;      /* get_many: encoded keys back to back */
+    struct tkv_buf keys; /* get_many: encoded keys back to back */
     uint8_t sel[3][TKV_KEY_MAX];
 };
 
@@ -227,8 +240,11 @@ static void args_close(struct args *a)
     tkv_buf_close(&a->keys);
 }
 
-static int args_set(struct args *a, const json_t *key, const json_t *value,
-                    double ttl, struct tkv_err *err)
+static int args_set(struct args *a,
+                    const json_t *key,
+                    const json_t *value,
+                    double ttl,
+                    struct tkv_err *err)
 {
     int rv = key_enc(key, 0, NULL, a->key, &a->req.klen, err);
     if (rv != 0) {
@@ -261,8 +277,7 @@ static int args_key(struct args *a, const json_t *key, struct tkv_err *err)
     return rv;
 }
 
-static int args_keys(struct args *a, const json_t *keys,
-                     struct tkv_err *err)
+static int args_keys(struct args *a, const json_t *keys, struct tkv_err *err)
 {
     size_t n;
     size_t i;
@@ -270,8 +285,7 @@ static int args_keys(struct args *a, const json_t *keys,
     uint8_t kb[TKV_KEY_MAX];
 
     if (keys == NULL || !json_is_array(keys)) {
-        return tkv_err_set(err, TKV_EINVALID,
-                           "keys must be an array of keys");
+        return tkv_err_set(err, TKV_EINVALID, "keys must be an array of keys");
     }
     n = json_array_size(keys);
     if (n < 1 || n > TKV_GET_MANY_MAX) {
@@ -306,8 +320,10 @@ static int args_keys(struct args *a, const json_t *keys,
     return 0;
 }
 
-static int args_list(struct args *a, const struct tkv_selector *sel,
-                     const struct tkv_list_opts *lo, struct tkv_err *err)
+static int args_list(struct args *a,
+                     const struct tkv_selector *sel,
+                     const struct tkv_list_opts *lo,
+                     struct tkv_err *err)
 {
     struct tkv_list_query *q = &a->req.list;
     size_t len;
@@ -353,8 +369,7 @@ static int args_list(struct args *a, const struct tkv_selector *sel,
         if (lo->cursor != NULL) {
             size_t clen = strlen(lo->cursor);
             if (clen == 0 || clen >= TKV_CURSOR_MAX) {
-                return tkv_err_set(err, TKV_EBAD_CURSOR,
-                                   "invalid cursor: %s",
+                return tkv_err_set(err, TKV_EBAD_CURSOR, "invalid cursor: %s",
                                    clen == 0 ? "empty" : "too long");
             }
             q->cursor = lo->cursor;
@@ -367,9 +382,13 @@ static int args_list(struct args *a, const struct tkv_selector *sel,
 /* ------------------------------------------------------------------ */
 /* The seed's methods, synchronous                                     */
 
-int tkv_set(struct tkv_client *c, const json_t *key, const json_t *value,
-            double ttl_seconds, const struct tkv_opts *opts,
-            uint64_t *version, struct tkv_err *err)
+int tkv_set(struct tkv_client *c,
+            const json_t *key,
+            const json_t *value,
+            double ttl_seconds,
+            const struct tkv_opts *opts,
+            uint64_t *version,
+            struct tkv_err *err)
 {
     struct args a;
     struct tkv__call *call = NULL;
@@ -391,8 +410,10 @@ int tkv_set(struct tkv_client *c, const json_t *key, const json_t *value,
     return rv;
 }
 
-int tkv_delete(struct tkv_client *c, const json_t *key,
-               const struct tkv_opts *opts, struct tkv_err *err)
+int tkv_delete(struct tkv_client *c,
+               const json_t *key,
+               const struct tkv_opts *opts,
+               struct tkv_err *err)
 {
     struct args a;
     struct tkv__call *call = NULL;
@@ -412,8 +433,10 @@ int tkv_delete(struct tkv_client *c, const json_t *key,
 }
 
 /* Run a read and build its response in this thread. */
-static int read_sync(struct tkv_client *c, struct args *a,
-                     const struct tkv_opts *opts, struct tkv_response *res,
+static int read_sync(struct tkv_client *c,
+                     struct args *a,
+                     const struct tkv_opts *opts,
+                     struct tkv_response *res,
                      struct tkv_err *err)
 {
     struct tkv__call *call = NULL;
@@ -428,8 +451,10 @@ static int read_sync(struct tkv_client *c, struct args *a,
     return rv;
 }
 
-int tkv_get(struct tkv_client *c, const json_t *key,
-            const struct tkv_opts *opts, struct tkv_item **out,
+int tkv_get(struct tkv_client *c,
+            const json_t *key,
+            const struct tkv_opts *opts,
+            struct tkv_item **out,
             struct tkv_err *err)
 {
     struct args a;
@@ -458,9 +483,12 @@ int tkv_get(struct tkv_client *c, const json_t *key,
     return rv;
 }
 
-int tkv_get_many(struct tkv_client *c, const json_t *keys,
-                 const struct tkv_opts *opts, struct tkv_item ***out,
-                 size_t *n, struct tkv_err *err)
+int tkv_get_many(struct tkv_client *c,
+                 const json_t *keys,
+                 const struct tkv_opts *opts,
+                 struct tkv_item ***out,
+                 size_t *n,
+                 struct tkv_err *err)
 {
     struct args a;
     struct tkv_response res;
@@ -491,9 +519,12 @@ int tkv_get_many(struct tkv_client *c, const json_t *keys,
     return rv;
 }
 
-int tkv_list(struct tkv_client *c, const struct tkv_selector *sel,
-             const struct tkv_list_opts *lopts, const struct tkv_opts *opts,
-             struct tkv_page **out, struct tkv_err *err)
+int tkv_list(struct tkv_client *c,
+             const struct tkv_selector *sel,
+             const struct tkv_list_opts *lopts,
+             const struct tkv_opts *opts,
+             struct tkv_page **out,
+             struct tkv_err *err)
 {
     struct args a;
     struct tkv_response res;
@@ -524,9 +555,13 @@ int tkv_list(struct tkv_client *c, const struct tkv_selector *sel,
 /* ------------------------------------------------------------------ */
 /* Async                                                               */
 
-int tkv_set_async(struct tkv_client *c, const json_t *key,
-                  const json_t *value, double ttl_seconds,
-                  const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv_set_async(struct tkv_client *c,
+                  const json_t *key,
+                  const json_t *value,
+                  double ttl_seconds,
+                  const struct tkv_opts *opts,
+                  tkv_done_cb cb,
+                  void *arg,
                   struct tkv_err *err)
 {
     struct args a;
@@ -544,8 +579,11 @@ int tkv_set_async(struct tkv_client *c, const json_t *key,
     return rv;
 }
 
-int tkv_delete_async(struct tkv_client *c, const json_t *key,
-                     const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv_delete_async(struct tkv_client *c,
+                     const json_t *key,
+                     const struct tkv_opts *opts,
+                     tkv_done_cb cb,
+                     void *arg,
                      struct tkv_err *err)
 {
     struct args a;
@@ -563,8 +601,11 @@ int tkv_delete_async(struct tkv_client *c, const json_t *key,
     return rv;
 }
 
-int tkv_get_async(struct tkv_client *c, const json_t *key,
-                  const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv_get_async(struct tkv_client *c,
+                  const json_t *key,
+                  const struct tkv_opts *opts,
+                  tkv_done_cb cb,
+                  void *arg,
                   struct tkv_err *err)
 {
     struct args a;
@@ -583,9 +624,12 @@ int tkv_get_async(struct tkv_client *c, const json_t *key,
     return rv;
 }
 
-int tkv_get_many_async(struct tkv_client *c, const json_t *keys,
-                       const struct tkv_opts *opts, tkv_done_cb cb,
-                       void *arg, struct tkv_err *err)
+int tkv_get_many_async(struct tkv_client *c,
+                       const json_t *keys,
+                       const struct tkv_opts *opts,
+                       tkv_done_cb cb,
+                       void *arg,
+                       struct tkv_err *err)
 {
     struct args a;
     int rv = check_async(c, cb, err);
@@ -603,9 +647,12 @@ int tkv_get_many_async(struct tkv_client *c, const json_t *keys,
     return rv;
 }
 
-int tkv_list_async(struct tkv_client *c, const struct tkv_selector *sel,
+int tkv_list_async(struct tkv_client *c,
+                   const struct tkv_selector *sel,
                    const struct tkv_list_opts *lopts,
-                   const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+                   const struct tkv_opts *opts,
+                   tkv_done_cb cb,
+                   void *arg,
                    struct tkv_err *err)
 {
     struct args a;
@@ -625,16 +672,25 @@ int tkv_list_async(struct tkv_client *c, const struct tkv_selector *sel,
 }
 
 /* Used by txn.c: run a filled atomic request. */
-int tkv__atomic_run(struct tkv_client *c, struct tkv_req *req,
-                    const struct tkv_opts *opts, uint64_t *version,
-                    json_t **conflict, struct tkv_err *err);
-int tkv__atomic_start(struct tkv_client *c, struct tkv_req *req,
-                      const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv__atomic_run(struct tkv_client *c,
+                    struct tkv_req *req,
+                    const struct tkv_opts *opts,
+                    uint64_t *version,
+                    json_t **conflict,
+                    struct tkv_err *err);
+int tkv__atomic_start(struct tkv_client *c,
+                      struct tkv_req *req,
+                      const struct tkv_opts *opts,
+                      tkv_done_cb cb,
+                      void *arg,
                       struct tkv_err *err);
 
-int tkv__atomic_run(struct tkv_client *c, struct tkv_req *req,
-                    const struct tkv_opts *opts, uint64_t *version,
-                    json_t **conflict, struct tkv_err *err)
+int tkv__atomic_run(struct tkv_client *c,
+                    struct tkv_req *req,
+                    const struct tkv_opts *opts,
+                    uint64_t *version,
+                    json_t **conflict,
+                    struct tkv_err *err)
 {
     struct tkv__call *call = NULL;
     int rv = check_sync(c, err);
@@ -655,8 +711,11 @@ int tkv__atomic_run(struct tkv_client *c, struct tkv_req *req,
     return rv;
 }
 
-int tkv__atomic_start(struct tkv_client *c, struct tkv_req *req,
-                      const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv__atomic_start(struct tkv_client *c,
+                      struct tkv_req *req,
+                      const struct tkv_opts *opts,
+                      tkv_done_cb cb,
+                      void *arg,
                       struct tkv_err *err)
 {
     int rv = check_async(c, cb, err);
@@ -674,9 +733,11 @@ static char *dup_or_null(const char *s)
     return s != NULL ? tkv_strdup(s) : NULL;
 }
 
-int tkv_node_status(struct tkv_client *c, const char *endpoint,
+int tkv_node_status(struct tkv_client *c,
+                    const char *endpoint,
                     const struct tkv_opts *opts,
-                    struct tkv_node_status **out, struct tkv_err *err)
+                    struct tkv_node_status **out,
+                    struct tkv_err *err)
 {
     struct args a;
     struct tkv__call *call = NULL;
@@ -756,8 +817,10 @@ void tkv_node_status_free(struct tkv_node_status *st)
     tkv_free(st);
 }
 
-int tkv_members(struct tkv_client *c, const struct tkv_opts *opts,
-                struct tkv_member_info **out, size_t *n,
+int tkv_members(struct tkv_client *c,
+                const struct tkv_opts *opts,
+                struct tkv_member_info **out,
+                size_t *n,
                 struct tkv_err *err)
 {
     struct args a;
@@ -821,8 +884,10 @@ void tkv_members_free(struct tkv_member_info *m, size_t n)
     tkv_free(m);
 }
 
-static int admin(struct tkv_client *c, struct args *a,
-                 const struct tkv_opts *opts, struct tkv_err *err)
+static int admin(struct tkv_client *c,
+                 struct args *a,
+                 const struct tkv_opts *opts,
+                 struct tkv_err *err)
 {
     struct tkv__call *call = NULL;
     int rv = run_sync(c, &a->req, TKV__ADMIN, opts, &call, err);
@@ -830,8 +895,7 @@ static int admin(struct tkv_client *c, struct args *a,
     return rv;
 }
 
-static int check_addr(const char *what, const char *addr,
-                      struct tkv_err *err)
+static int check_addr(const char *what, const char *addr, struct tkv_err *err)
 {
     char host[256];
     int port;
@@ -840,16 +904,19 @@ static int check_addr(const char *what, const char *addr,
         return tkv_err_set(err, TKV_EINVALID, "%s is NULL", what);
     }
     if (strlen(addr) > TKV_ADDR_MAX ||
-        tkv__endpoint_parse(addr, strlen(addr), host, sizeof host, &port,
-                            &e) != 0) {
-        return tkv_err_set(err, TKV_EINVALID,
-                           "%s '%s' is not host:port", what, addr);
+        tkv__endpoint_parse(addr, strlen(addr), host, sizeof host, &port, &e) !=
+            0) {
+        return tkv_err_set(err, TKV_EINVALID, "%s '%s' is not host:port", what,
+                           addr);
     }
     return 0;
 }
 
-int tkv_member_add(struct tkv_client *c, uint64_t id, const char *raft_addr,
-                   const char *client_addr, const struct tkv_opts *opts,
+int tkv_member_add(struct tkv_client *c,
+                   uint64_t id,
+                   const char *raft_addr,
+                   const char *client_addr,
+                   const struct tkv_opts *opts,
                    struct tkv_err *err)
 {
     struct args a;
@@ -880,8 +947,10 @@ int tkv_member_add(struct tkv_client *c, uint64_t id, const char *raft_addr,
     return rv;
 }
 
-int tkv_member_remove(struct tkv_client *c, uint64_t id,
-                      const struct tkv_opts *opts, struct tkv_err *err)
+int tkv_member_remove(struct tkv_client *c,
+                      uint64_t id,
+                      const struct tkv_opts *opts,
+                      struct tkv_err *err)
 {
     struct args a;
     int rv = check_sync(c, err);
@@ -899,8 +968,10 @@ int tkv_member_remove(struct tkv_client *c, uint64_t id,
     return rv;
 }
 
-int tkv_transfer(struct tkv_client *c, uint64_t id,
-                 const struct tkv_opts *opts, struct tkv_err *err)
+int tkv_transfer(struct tkv_client *c,
+                 uint64_t id,
+                 const struct tkv_opts *opts,
+                 struct tkv_err *err)
 {
     struct args a;
     int rv = check_sync(c, err);

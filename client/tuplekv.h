@@ -74,8 +74,9 @@ extern "C" {
 /* Limits checked before anything is sent (the node checks them again). */
 #define TKV_MAX_VALUE_BYTES (1024 * 1024) /* compact JSON serialization */
 #define TKV_MAX_KEY_BYTES 2048            /* encoded key */
-#define TKV_MAX_BATCH 1000                /* get_many keys, list limit,
-                                             atomic checks and mutations */
+#define TKV_MAX_BATCH                  \
+    1000 /* get_many keys, list limit, \
+            atomic checks and mutations */
 
 /* Read consistency, per call. */
 enum tkv_consistency {
@@ -110,7 +111,8 @@ void tkv_config_init(struct tkv_config *cfg);
  * configuration (TKV_EINVALID: an endpoint that is not host:port) or
  * TKV_ENOMEM fail. *out gets the client, which the caller owns and releases
  * with tkv_close(). cfg may be NULL (all defaults). */
-int tkv_connect(const struct tkv_config *cfg, struct tkv_client **out,
+int tkv_connect(const struct tkv_config *cfg,
+                struct tkv_client **out,
                 struct tkv_err *err);
 
 /* Stop the I/O thread, fail the async calls still in flight with
@@ -120,7 +122,7 @@ void tkv_close(struct tkv_client *c);
 
 /* Options of one call; NULL everywhere means the client's defaults. */
 struct tkv_opts {
-    int timeout_ms;          /* 0: the client's default */
+    int timeout_ms;                   /* 0: the client's default */
     enum tkv_consistency consistency; /* reads only */
 };
 
@@ -154,28 +156,38 @@ int tkv_version_from_str(const char *s, uint64_t *version /* OUT */);
  * that many seconds (fractions allowed, rounded to milliseconds) after the
  * write is committed; 0 keeps it until deleted. *version (may be NULL) gets
  * the write's versionstamp. */
-int tkv_set(struct tkv_client *c, const json_t *key, const json_t *value,
-            double ttl_seconds, const struct tkv_opts *opts,
-            uint64_t *version /* OUT */, struct tkv_err *err);
+int tkv_set(struct tkv_client *c,
+            const json_t *key,
+            const json_t *value,
+            double ttl_seconds,
+            const struct tkv_opts *opts,
+            uint64_t *version /* OUT */,
+            struct tkv_err *err);
 
 /* Read one key. An absent key is not an error: it returns 0 with
  * *out == NULL. Otherwise *out gets an item the caller frees with
  * tkv_item_free(). */
-int tkv_get(struct tkv_client *c, const json_t *key,
-            const struct tkv_opts *opts, struct tkv_item **out /* OUT */,
+int tkv_get(struct tkv_client *c,
+            const json_t *key,
+            const struct tkv_opts *opts,
+            struct tkv_item **out /* OUT */,
             struct tkv_err *err);
 
 /* Read 1..1000 keys (keys is a JSON array of keys) as one consistent
  * snapshot. *out gets an array of *n == json_array_size(keys) slots in the
  * order of keys, NULL for an absent key; free with tkv_items_free(). */
-int tkv_get_many(struct tkv_client *c, const json_t *keys,
+int tkv_get_many(struct tkv_client *c,
+                 const json_t *keys,
                  const struct tkv_opts *opts,
-                 struct tkv_item ***out /* OUT */, size_t *n /* OUT */,
+                 struct tkv_item ***out /* OUT */,
+                 size_t *n /* OUT */,
                  struct tkv_err *err);
 
 /* Delete a key; deleting an absent key is not an error. */
-int tkv_delete(struct tkv_client *c, const json_t *key,
-               const struct tkv_opts *opts, struct tkv_err *err);
+int tkv_delete(struct tkv_client *c,
+               const json_t *key,
+               const struct tkv_opts *opts,
+               struct tkv_err *err);
 
 /* Which keys a listing selects (seed's KvListSelector). Each member may be
  * NULL; at least one must be given. prefix: keys that start with all of its
@@ -198,17 +210,20 @@ struct tkv_list_opts {
 struct tkv_page {
     struct tkv_item *items; /* owned: n items in listing order */
     size_t n;
-    uint64_t total;         /* entries matching the selector, all pages */
-    char *cursor;           /* owned: next page, NULL when there is none */
+    uint64_t total; /* entries matching the selector, all pages */
+    char *cursor;   /* owned: next page, NULL when there is none */
 };
 
 /* List a page. lopts may be NULL (defaults). *out gets a page the caller
  * frees with tkv_page_free(). The page is one consistent snapshot; a cursor
  * continues after the last key of its page, so later pages see later
  * states. */
-int tkv_list(struct tkv_client *c, const struct tkv_selector *sel,
-             const struct tkv_list_opts *lopts, const struct tkv_opts *opts,
-             struct tkv_page **out /* OUT */, struct tkv_err *err);
+int tkv_list(struct tkv_client *c,
+             const struct tkv_selector *sel,
+             const struct tkv_list_opts *lopts,
+             const struct tkv_opts *opts,
+             struct tkv_page **out /* OUT */,
+             struct tkv_err *err);
 
 void tkv_page_free(struct tkv_page *page);
 
@@ -225,15 +240,20 @@ void tkv_atomic_free(struct tkv_atomic *a);
 
 /* Add a check: key must hold exactly this version when the batch applies;
  * version 0 means the key must be absent. At most 1000 checks. */
-int tkv_atomic_check(struct tkv_atomic *a, const json_t *key,
-                     uint64_t version, struct tkv_err *err);
+int tkv_atomic_check(struct tkv_atomic *a,
+                     const json_t *key,
+                     uint64_t version,
+                     struct tkv_err *err);
 
 /* Add mutations, applied in order. At most 1000 in all. The key and value
  * are validated and copied now. */
-int tkv_atomic_set(struct tkv_atomic *a, const json_t *key,
-                   const json_t *value, double ttl_seconds,
+int tkv_atomic_set(struct tkv_atomic *a,
+                   const json_t *key,
+                   const json_t *value,
+                   double ttl_seconds,
                    struct tkv_err *err);
-int tkv_atomic_delete(struct tkv_atomic *a, const json_t *key,
+int tkv_atomic_delete(struct tkv_atomic *a,
+                      const json_t *key,
                       struct tkv_err *err);
 
 /* Commit: 0 and *version (may be NULL) the batch's versionstamp when every
@@ -241,10 +261,12 @@ int tkv_atomic_delete(struct tkv_atomic *a, const json_t *key,
  * written when a check failed, with *conflict (may be NULL; a new reference
  * the caller owns) the key of the first failed check. A batch needs at
  * least one mutation. */
-int tkv_atomic_commit(struct tkv_client *c, const struct tkv_atomic *a,
+int tkv_atomic_commit(struct tkv_client *c,
+                      const struct tkv_atomic *a,
                       const struct tkv_opts *opts,
                       uint64_t *version /* OUT */,
-                      json_t **conflict /* OUT */, struct tkv_err *err);
+                      json_t **conflict /* OUT */,
+                      struct tkv_err *err);
 
 /* ---------------------------------------------------------------------
  * Transactions (optimistic, FoundationDB / Deno KV style)
@@ -270,21 +292,30 @@ typedef int (*tkv_txn_fn)(struct tkv_txn *tx, void *arg);
  * versionstamp, 0 for a read-only transaction. opts->timeout_ms bounds
  * each call the transaction makes, not the whole transaction.
  * Any tx call failing makes the commit fail with the same error. */
-int tkv_transaction(struct tkv_client *c, tkv_txn_fn fn, void *arg,
-                    const struct tkv_opts *opts, uint64_t *version /* OUT */,
+int tkv_transaction(struct tkv_client *c,
+                    tkv_txn_fn fn,
+                    void *arg,
+                    const struct tkv_opts *opts,
+                    uint64_t *version /* OUT */,
                     struct tkv_err *err);
 
 /* Inside fn only. Same contracts as tkv_get / tkv_get_many (items owned by
  * the caller) and tkv_set / tkv_delete (buffered until commit). */
-int tkv_txn_get(struct tkv_txn *tx, const json_t *key,
-                struct tkv_item **out /* OUT */, struct tkv_err *err);
-int tkv_txn_get_many(struct tkv_txn *tx, const json_t *keys,
-                     struct tkv_item ***out /* OUT */, size_t *n /* OUT */,
+int tkv_txn_get(struct tkv_txn *tx,
+                const json_t *key,
+                struct tkv_item **out /* OUT */,
+                struct tkv_err *err);
+int tkv_txn_get_many(struct tkv_txn *tx,
+                     const json_t *keys,
+                     struct tkv_item ***out /* OUT */,
+                     size_t *n /* OUT */,
                      struct tkv_err *err);
-int tkv_txn_set(struct tkv_txn *tx, const json_t *key, const json_t *value,
-                double ttl_seconds, struct tkv_err *err);
-int tkv_txn_delete(struct tkv_txn *tx, const json_t *key,
-                   struct tkv_err *err);
+int tkv_txn_set(struct tkv_txn *tx,
+                const json_t *key,
+                const json_t *value,
+                double ttl_seconds,
+                struct tkv_err *err);
+int tkv_txn_delete(struct tkv_txn *tx, const json_t *key, struct tkv_err *err);
 /* Which run this is: 1 for the first, 2 after one conflict, ... */
 int tkv_txn_attempt(const struct tkv_txn *tx);
 
@@ -297,43 +328,64 @@ int tkv_txn_attempt(const struct tkv_txn *tx);
  * part, take it and set the member to NULL (e.g. `it = res->item;
  * res->item = NULL;`). */
 struct tkv_response {
-    uint64_t version;         /* set, delete, atomic */
-    struct tkv_item *item;    /* get: NULL when absent */
-    struct tkv_item **items;  /* get_many: nitems slots, NULL when absent */
+    uint64_t version;        /* set, delete, atomic */
+    struct tkv_item *item;   /* get: NULL when absent */
+    struct tkv_item **items; /* get_many: nitems slots, NULL when absent */
     size_t nitems;
-    struct tkv_page *page;    /* list */
-    json_t *conflict;         /* atomic, TKV_ECONFLICT: first failed key */
+    struct tkv_page *page; /* list */
+    json_t *conflict;      /* atomic, TKV_ECONFLICT: first failed key */
 };
 
 /* Called exactly once per submitted call, on the client's I/O thread
  * (possibly before the submitting function has returned). rc is 0 or a
  * TKV_E... code with err->msg saying why; res is never NULL. */
-typedef void (*tkv_done_cb)(void *arg, int rc, struct tkv_response *res,
+typedef void (*tkv_done_cb)(void *arg,
+                            int rc,
+                            struct tkv_response *res,
                             const struct tkv_err *err);
 
 /* Each validates and encodes its arguments in the calling thread and
  * queues the call: 0 means cb will be called; a nonzero return (invalid
  * input, TKV_EBUSY at max_inflight, TKV_ENOMEM) means it will not be. */
-int tkv_set_async(struct tkv_client *c, const json_t *key,
-                  const json_t *value, double ttl_seconds,
-                  const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv_set_async(struct tkv_client *c,
+                  const json_t *key,
+                  const json_t *value,
+                  double ttl_seconds,
+                  const struct tkv_opts *opts,
+                  tkv_done_cb cb,
+                  void *arg,
                   struct tkv_err *err);
-int tkv_get_async(struct tkv_client *c, const json_t *key,
-                  const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv_get_async(struct tkv_client *c,
+                  const json_t *key,
+                  const struct tkv_opts *opts,
+                  tkv_done_cb cb,
+                  void *arg,
                   struct tkv_err *err);
-int tkv_get_many_async(struct tkv_client *c, const json_t *keys,
-                       const struct tkv_opts *opts, tkv_done_cb cb,
-                       void *arg, struct tkv_err *err);
-int tkv_delete_async(struct tkv_client *c, const json_t *key,
-                     const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv_get_many_async(struct tkv_client *c,
+                       const json_t *keys,
+                       const struct tkv_opts *opts,
+                       tkv_done_cb cb,
+                       void *arg,
+                       struct tkv_err *err);
+int tkv_delete_async(struct tkv_client *c,
+                     const json_t *key,
+                     const struct tkv_opts *opts,
+                     tkv_done_cb cb,
+                     void *arg,
                      struct tkv_err *err);
-int tkv_list_async(struct tkv_client *c, const struct tkv_selector *sel,
+int tkv_list_async(struct tkv_client *c,
+                   const struct tkv_selector *sel,
                    const struct tkv_list_opts *lopts,
-                   const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+                   const struct tkv_opts *opts,
+                   tkv_done_cb cb,
+                   void *arg,
                    struct tkv_err *err);
-int tkv_atomic_commit_async(struct tkv_client *c, const struct tkv_atomic *a,
-                            const struct tkv_opts *opts, tkv_done_cb cb,
-                            void *arg, struct tkv_err *err);
+int tkv_atomic_commit_async(struct tkv_client *c,
+                            const struct tkv_atomic *a,
+                            const struct tkv_opts *opts,
+                            tkv_done_cb cb,
+                            void *arg,
+                            struct tkv_err *err);
 
 /* ---------------------------------------------------------------------
  * Cluster administration
@@ -341,12 +393,12 @@ int tkv_atomic_commit_async(struct tkv_client *c, const struct tkv_atomic *a,
 
 /* One node's view of itself (the `status` op). */
 struct tkv_node_status {
-    char *endpoint;        /* owned: the address asked */
+    char *endpoint; /* owned: the address asked */
     uint64_t node_id;
-    char *role;            /* owned: "leader", "follower", "candidate", ... */
+    char *role; /* owned: "leader", "follower", "candidate", ... */
     uint64_t term;
-    uint64_t leader_id;    /* 0: unknown */
-    char *leader_address;  /* owned, NULL: unknown */
+    uint64_t leader_id;   /* 0: unknown */
+    char *leader_address; /* owned, NULL: unknown */
     uint64_t commit_index;
     uint64_t applied_index;
     uint64_t snapshot_index;
@@ -359,7 +411,8 @@ struct tkv_node_status {
 
 /* Ask the node at endpoint ("host:port") for its status, without
  * redirects or failover. *out is freed with tkv_node_status_free(). */
-int tkv_node_status(struct tkv_client *c, const char *endpoint,
+int tkv_node_status(struct tkv_client *c,
+                    const char *endpoint,
                     const struct tkv_opts *opts,
                     struct tkv_node_status **out /* OUT */,
                     struct tkv_err *err);
@@ -373,21 +426,30 @@ struct tkv_member_info {
 };
 
 /* The cluster's configuration, from the leader. */
-int tkv_members(struct tkv_client *c, const struct tkv_opts *opts,
+int tkv_members(struct tkv_client *c,
+                const struct tkv_opts *opts,
                 struct tkv_member_info **out /* OUT */,
-                size_t *n /* OUT */, struct tkv_err *err);
+                size_t *n /* OUT */,
+                struct tkv_err *err);
 void tkv_members_free(struct tkv_member_info *m, size_t n);
 
 /* Add a node (it joins as a spare, then becomes a voter), remove one, or
  * hand leadership to node id (0: the most up-to-date voter). These are not
  * deduplicated: when one cannot be confirmed it returns TKV_EUNKNOWN. */
-int tkv_member_add(struct tkv_client *c, uint64_t id, const char *raft_addr,
-                   const char *client_addr, const struct tkv_opts *opts,
+int tkv_member_add(struct tkv_client *c,
+                   uint64_t id,
+                   const char *raft_addr,
+                   const char *client_addr,
+                   const struct tkv_opts *opts,
                    struct tkv_err *err);
-int tkv_member_remove(struct tkv_client *c, uint64_t id,
-                      const struct tkv_opts *opts, struct tkv_err *err);
-int tkv_transfer(struct tkv_client *c, uint64_t id,
-                 const struct tkv_opts *opts, struct tkv_err *err);
+int tkv_member_remove(struct tkv_client *c,
+                      uint64_t id,
+                      const struct tkv_opts *opts,
+                      struct tkv_err *err);
+int tkv_transfer(struct tkv_client *c,
+                 uint64_t id,
+                 const struct tkv_opts *opts,
+                 struct tkv_err *err);
 
 #ifdef __cplusplus
 }

@@ -123,20 +123,19 @@ static json_t *item_json(const struct tkv_item *it)
     if (it == NULL) {
         return json_null();
     }
-    return json_pack("{sOsOso}", "key", it->key, "value", it->value,
-                     "version", version_json(it->version));
+    return json_pack("{sOsOso}", "key", it->key, "value", it->value, "version",
+                     version_json(it->version));
 }
 
 /* Parse a JSON argument (KEY or VALUE); NULL after printing why. */
 static json_t *parse_arg(const char *what, const char *text)
 {
     json_error_t je;
-    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                           &je);
+    json_t *j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
     if (j == NULL) {
         fprintf(stderr,
-                "tuplekvctl: %s is not JSON text: %s (at column %d)%s\n",
-                what, je.text, je.column,
+                "tuplekvctl: %s is not JSON text: %s (at column %d)%s\n", what,
+                je.text, je.column,
                 strcmp(what, "VALUE") == 0
                     ? ""
                     : "; a key is a JSON array, e.g. '[\"notes\",\"1\"]'");
@@ -160,7 +159,10 @@ static int has_help(int argc, char **argv)
 
 /* "--name VALUE" or "--name=VALUE" at argv[*i]; NULL when not this
  * option. Sets *missing when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name,
+static const char *opt_value(int argc,
+                             char **argv,
+                             int *i,
+                             const char *name,
                              int *missing)
 {
     size_t n = strlen(name);
@@ -246,9 +248,10 @@ static int cmd_set(struct ctx *x, int argc, char **argv)
             ttl = strtod(v, &end);
             if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(ttl) ||
                 ttl <= 0) {
-                return usage_error("--ttl must be a positive number of "
-                                   "seconds, got '%s'",
-                                   v);
+                return usage_error(
+                    "--ttl must be a positive number of "
+                    "seconds, got '%s'",
+                    v);
             }
             continue;
         }
@@ -447,11 +450,11 @@ static int cmd_list(struct ctx *x, int argc, char **argv)
             for (j = 0; j < page->n; j++) {
                 json_array_append_new(items, item_json(&page->items[j]));
             }
-            rv = print_doc(json_pack(
-                "{sosIso}", "items", items, "total", (json_int_t)page->total,
-                "cursor",
-                page->cursor != NULL ? json_string(page->cursor)
-                                     : json_null()));
+            rv = print_doc(json_pack("{sosIso}", "items", items, "total",
+                                     (json_int_t)page->total, "cursor",
+                                     page->cursor != NULL
+                                         ? json_string(page->cursor)
+                                         : json_null()));
         } else {
             rv = fail(rv, &err);
         }
@@ -474,11 +477,13 @@ static int atomic_from_doc(const json_t *doc, struct tkv_atomic *a)
     size_t i;
 
     if (!json_is_object(doc)) {
-        fprintf(stderr, "tuplekvctl: the atomic document must be an object "
-                        "with \"checks\" and \"mutations\"\n");
+        fprintf(stderr,
+                "tuplekvctl: the atomic document must be an object "
+                "with \"checks\" and \"mutations\"\n");
         return EXIT_REFUSED;
     }
-    json_object_foreach((json_t *)doc, field, v) {
+    json_object_foreach((json_t *)doc, field, v)
+    {
         if (strcmp(field, "checks") != 0 && strcmp(field, "mutations") != 0) {
             fprintf(stderr,
                     "tuplekvctl: unknown field \"%s\" in the atomic "
@@ -618,15 +623,14 @@ static int cmd_atomic(struct ctx *x, int argc, char **argv)
         rv = connect_client(x);
     }
     if (rv == 0) {
-        rv = tkv_atomic_commit(x->client, a, NULL, &version, &conflict,
-                               &err);
+        rv = tkv_atomic_commit(x->client, a, NULL, &version, &conflict, &err);
         if (rv == 0) {
-            rv = print_doc(json_pack("{sbso}", "ok", 1, "version",
-                                     version_json(version)));
+            rv = print_doc(
+                json_pack("{sbso}", "ok", 1, "version", version_json(version)));
         } else if (rv == TKV_ECONFLICT) {
-            print_doc(json_pack("{sbso}", "ok", 0, "conflict",
-                                conflict != NULL ? json_incref(conflict)
-                                                 : json_null()));
+            print_doc(json_pack(
+                "{sbso}", "ok", 0, "conflict",
+                conflict != NULL ? json_incref(conflict) : json_null()));
             rv = EXIT_CONFLICT;
         } else {
             rv = fail(rv, &err);
@@ -696,9 +700,9 @@ static int cmd_status(struct ctx *x, int argc, char **argv)
         json_object_set_new(o, "endpoint", json_string(ep));
         json_object_set_new(o, "role", json_string(st->role));
         json_object_set_new(o, "term", u64_json(st->term));
-        json_object_set_new(o, "leader", st->leader_id != 0
-                                             ? u64_json(st->leader_id)
-                                             : json_null());
+        json_object_set_new(
+            o, "leader",
+            st->leader_id != 0 ? u64_json(st->leader_id) : json_null());
         json_object_set_new(o, "leader_address",
                             st->leader_address != NULL
                                 ? json_string(st->leader_address)
@@ -741,14 +745,14 @@ static int cmd_members(struct ctx *x, int argc, char **argv)
     out = json_array();
     for (i = 0; i < n; i++) {
         json_array_append_new(
-            out, json_pack("{sosssoss}", "id", u64_json(m[i].id),
-                           "raft_address",
-                           m[i].raft_address != NULL ? m[i].raft_address : "",
-                           "client_address",
-                           m[i].client_address != NULL
-                               ? json_string(m[i].client_address)
-                               : json_null(),
-                           "role", m[i].role != NULL ? m[i].role : ""));
+            out,
+            json_pack("{sosssoss}", "id", u64_json(m[i].id), "raft_address",
+                      m[i].raft_address != NULL ? m[i].raft_address : "",
+                      "client_address",
+                      m[i].client_address != NULL
+                          ? json_string(m[i].client_address)
+                          : json_null(),
+                      "role", m[i].role != NULL ? m[i].role : ""));
     }
     tkv_members_free(m, n);
     return print_doc(out);
@@ -764,18 +768,17 @@ static int cmd_member(struct ctx *x, int argc, char **argv)
     if (argc < 1) {
         return usage_error("member needs 'add' or 'remove'");
     }
-    if (strcmp(argv[0], "add") == 0 ? argc != 4
-        : strcmp(argv[0], "remove") == 0
-            ? argc != 2
-            : 1) {
-        return usage_error("expected 'member add ID RAFT_ADDR CLIENT_ADDR' "
-                           "or 'member remove ID'");
+    if (strcmp(argv[0], "add") == 0      ? argc != 4
+        : strcmp(argv[0], "remove") == 0 ? argc != 2
+                                         : 1) {
+        return usage_error(
+            "expected 'member add ID RAFT_ADDR CLIENT_ADDR' "
+            "or 'member remove ID'");
     }
     errno = 0;
     id = strtoull(argv[1], &end, 10);
     if (argv[1][0] == '-' || *end != '\0' || errno != 0 || id == 0) {
-        return usage_error("ID must be a positive integer, got '%s'",
-                           argv[1]);
+        return usage_error("ID must be a positive integer, got '%s'", argv[1]);
     }
     rv = connect_client(x);
     if (rv != 0) {
@@ -926,8 +929,9 @@ int main(int argc, char **argv)
         if (v != NULL || missing) {
             unsigned long ms;
             if (missing || parse_uint(v, INT_MAX, &ms) != 0 || ms == 0) {
-                return usage_error("--timeout must be a positive number of "
-                                   "milliseconds");
+                return usage_error(
+                    "--timeout must be a positive number of "
+                    "milliseconds");
             }
             x.timeout_ms = (int)ms;
             continue;

@@ -29,11 +29,17 @@
 #include "../statemachine/value.h"
 #include "client.h"
 
-int tkv__atomic_run(struct tkv_client *c, struct tkv_req *req,
-                    const struct tkv_opts *opts, uint64_t *version,
-                    json_t **conflict, struct tkv_err *err);
-int tkv__atomic_start(struct tkv_client *c, struct tkv_req *req,
-                      const struct tkv_opts *opts, tkv_done_cb cb, void *arg,
+int tkv__atomic_run(struct tkv_client *c,
+                    struct tkv_req *req,
+                    const struct tkv_opts *opts,
+                    uint64_t *version,
+                    json_t **conflict,
+                    struct tkv_err *err);
+int tkv__atomic_start(struct tkv_client *c,
+                      struct tkv_req *req,
+                      const struct tkv_opts *opts,
+                      tkv_done_cb cb,
+                      void *arg,
                       struct tkv_err *err);
 
 struct a_check {
@@ -43,7 +49,7 @@ struct a_check {
 };
 
 struct a_mut {
-    uint8_t type;      /* TKV_CMD_SET / TKV_CMD_DELETE */
+    uint8_t type; /* TKV_CMD_SET / TKV_CMD_DELETE */
     uint16_t klen;
     uint32_t vlen;
     size_t koff;
@@ -56,7 +62,7 @@ struct tkv_atomic {
     struct a_check *checks; /* owned */
     size_t nchecks;
     size_t checks_cap;
-    struct a_mut *muts;     /* owned */
+    struct a_mut *muts; /* owned */
     size_t nmuts;
     size_t muts_cap;
 };
@@ -106,15 +112,16 @@ static int grow(void **arr, size_t *cap, size_t n, size_t size)
 }
 
 /* Append bytes to a->data; their offset goes to *off. */
-static int data_put(struct tkv_atomic *a, const void *p, size_t n,
-                    size_t *off)
+static int data_put(struct tkv_atomic *a, const void *p, size_t n, size_t *off)
 {
     *off = a->data.len;
     return tkv_buf_append(&a->data, p, n);
 }
 
-int tkv_atomic_check(struct tkv_atomic *a, const json_t *key,
-                     uint64_t version, struct tkv_err *err)
+int tkv_atomic_check(struct tkv_atomic *a,
+                     const json_t *key,
+                     uint64_t version,
+                     struct tkv_err *err)
 {
     uint8_t kb[TKV_KEY_MAX];
     size_t klen;
@@ -148,9 +155,15 @@ int tkv_atomic_check(struct tkv_atomic *a, const json_t *key,
 
 /* Add (or, when `replace`, overwrite the earlier mutation of the same key)
  * a mutation with an encoded key and value. */
-static int atomic_put(struct tkv_atomic *a, uint8_t type, const uint8_t *kb,
-                      size_t klen, const uint8_t *vb, size_t vlen,
-                      uint64_t ttl_ms, int replace, struct tkv_err *err)
+static int atomic_put(struct tkv_atomic *a,
+                      uint8_t type,
+                      const uint8_t *kb,
+                      size_t klen,
+                      const uint8_t *vb,
+                      size_t vlen,
+                      uint64_t ttl_ms,
+                      int replace,
+                      struct tkv_err *err)
 {
     struct a_mut *m = NULL;
     size_t i;
@@ -170,8 +183,8 @@ static int atomic_put(struct tkv_atomic *a, uint8_t type, const uint8_t *kb,
                                "an atomic batch takes at most %d mutations",
                                TKV_ATOMIC_MAX_MUTATIONS);
         }
-        if (grow((void **)&a->muts, &a->muts_cap, a->nmuts,
-                 sizeof *a->muts) != 0) {
+        if (grow((void **)&a->muts, &a->muts_cap, a->nmuts, sizeof *a->muts) !=
+            0) {
             return tkv_err_set(err, TKV_ENOMEM, "out of memory");
         }
         m = &a->muts[a->nmuts];
@@ -192,8 +205,11 @@ static int atomic_put(struct tkv_atomic *a, uint8_t type, const uint8_t *kb,
     return 0;
 }
 
-static int atomic_set(struct tkv_atomic *a, const json_t *key,
-                      const json_t *value, double ttl_seconds, int replace,
+static int atomic_set(struct tkv_atomic *a,
+                      const json_t *key,
+                      const json_t *value,
+                      double ttl_seconds,
+                      int replace,
                       struct tkv_err *err)
 {
     uint8_t kb[TKV_KEY_MAX];
@@ -227,7 +243,9 @@ static int atomic_set(struct tkv_atomic *a, const json_t *key,
     return rv;
 }
 
-static int atomic_del(struct tkv_atomic *a, const json_t *key, int replace,
+static int atomic_del(struct tkv_atomic *a,
+                      const json_t *key,
+                      int replace,
                       struct tkv_err *err)
 {
     uint8_t kb[TKV_KEY_MAX];
@@ -244,15 +262,18 @@ static int atomic_del(struct tkv_atomic *a, const json_t *key, int replace,
     return atomic_put(a, TKV_CMD_DELETE, kb, klen, NULL, 0, 0, replace, err);
 }
 
-int tkv_atomic_set(struct tkv_atomic *a, const json_t *key,
-                   const json_t *value, double ttl_seconds,
+int tkv_atomic_set(struct tkv_atomic *a,
+                   const json_t *key,
+                   const json_t *value,
+                   double ttl_seconds,
                    struct tkv_err *err)
 {
     tkv_err_clear(err);
     return atomic_set(a, key, value, ttl_seconds, 0, err);
 }
 
-int tkv_atomic_delete(struct tkv_atomic *a, const json_t *key,
+int tkv_atomic_delete(struct tkv_atomic *a,
+                      const json_t *key,
                       struct tkv_err *err)
 {
     tkv_err_clear(err);
@@ -261,8 +282,10 @@ int tkv_atomic_delete(struct tkv_atomic *a, const json_t *key,
 
 /* Point req at a's checks and mutations (arrays owned by the caller's
  * *checks / *muts, freed with tkv_free). */
-static int atomic_fill(const struct tkv_atomic *a, struct tkv_req *req,
-                       struct tkv_check **checks, struct tkv_mutation **muts,
+static int atomic_fill(const struct tkv_atomic *a,
+                       struct tkv_req *req,
+                       struct tkv_check **checks,
+                       struct tkv_mutation **muts,
                        struct tkv_err *err)
 {
     size_t i;
@@ -307,9 +330,12 @@ static int atomic_fill(const struct tkv_atomic *a, struct tkv_req *req,
     return 0;
 }
 
-int tkv_atomic_commit(struct tkv_client *c, const struct tkv_atomic *a,
-                      const struct tkv_opts *opts, uint64_t *version,
-                      json_t **conflict, struct tkv_err *err)
+int tkv_atomic_commit(struct tkv_client *c,
+                      const struct tkv_atomic *a,
+                      const struct tkv_opts *opts,
+                      uint64_t *version,
+                      json_t **conflict,
+                      struct tkv_err *err)
 {
     struct tkv_req req;
     struct tkv_check *checks;
@@ -334,9 +360,12 @@ int tkv_atomic_commit(struct tkv_client *c, const struct tkv_atomic *a,
     return rv;
 }
 
-int tkv_atomic_commit_async(struct tkv_client *c, const struct tkv_atomic *a,
-                            const struct tkv_opts *opts, tkv_done_cb cb,
-                            void *arg, struct tkv_err *err)
+int tkv_atomic_commit_async(struct tkv_client *c,
+                            const struct tkv_atomic *a,
+                            const struct tkv_opts *opts,
+                            tkv_done_cb cb,
+                            void *arg,
+                            struct tkv_err *err)
 {
     struct tkv_req req;
     struct tkv_check *checks;
@@ -363,24 +392,24 @@ int tkv_atomic_commit_async(struct tkv_client *c, const struct tkv_atomic *a,
 
 /* A key the transaction has read. */
 struct t_read {
-    size_t koff;        /* in tx->keys */
+    size_t koff; /* in tx->keys */
     uint16_t klen;
-    uint64_t version;   /* 0: absent */
-    json_t *key;        /* owned */
-    json_t *value;      /* owned; NULL: absent */
+    uint64_t version; /* 0: absent */
+    json_t *key;      /* owned */
+    json_t *value;    /* owned; NULL: absent */
 };
 
 struct tkv_txn {
     struct tkv_client *c;
     const struct tkv_opts *opts;
     int attempt;
-    struct tkv_buf keys;     /* owned: encoded keys of reads */
-    struct t_read *reads;    /* owned */
+    struct tkv_buf keys;  /* owned: encoded keys of reads */
+    struct t_read *reads; /* owned */
     size_t nreads;
     size_t reads_cap;
-    unsigned read_calls;     /* how many calls went to the cluster */
-    struct tkv_atomic *w;    /* owned: buffered writes */
-    int failed;              /* a tx call failed: commit refuses */
+    unsigned read_calls;  /* how many calls went to the cluster */
+    struct tkv_atomic *w; /* owned: buffered writes */
+    int failed;           /* a tx call failed: commit refuses */
     struct tkv_err fail_err;
 };
 
@@ -400,7 +429,9 @@ static void txn_reset(struct tkv_txn *tx)
 }
 
 /* Remember a failure so that commit refuses; returns rv. */
-static int txn_fail(struct tkv_txn *tx, int rv, const struct tkv_err *e,
+static int txn_fail(struct tkv_txn *tx,
+                    int rv,
+                    const struct tkv_err *e,
                     struct tkv_err *err)
 {
     if (!tx->failed) {
@@ -417,7 +448,8 @@ static int txn_fail(struct tkv_txn *tx, int rv, const struct tkv_err *e,
     return rv;
 }
 
-static struct t_read *read_find(struct tkv_txn *tx, const uint8_t *kb,
+static struct t_read *read_find(struct tkv_txn *tx,
+                                const uint8_t *kb,
                                 size_t klen)
 {
     size_t i;
@@ -431,7 +463,8 @@ static struct t_read *read_find(struct tkv_txn *tx, const uint8_t *kb,
 }
 
 static const struct a_mut *write_find(const struct tkv_txn *tx,
-                                      const uint8_t *kb, size_t klen)
+                                      const uint8_t *kb,
+                                      size_t klen)
 {
     size_t i;
     for (i = 0; i < tx->w->nmuts; i++) {
@@ -445,8 +478,11 @@ static const struct a_mut *write_find(const struct tkv_txn *tx,
 }
 
 /* Record a read; takes the references in it (also on failure). */
-static int read_add(struct tkv_txn *tx, const uint8_t *kb, size_t klen,
-                    struct tkv_item *it, const json_t *key)
+static int read_add(struct tkv_txn *tx,
+                    const uint8_t *kb,
+                    size_t klen,
+                    struct tkv_item *it,
+                    const json_t *key)
 {
     struct t_read *r;
     size_t off;
@@ -479,7 +515,8 @@ static int read_add(struct tkv_txn *tx, const uint8_t *kb, size_t klen,
 }
 
 /* An item the caller owns, with copies (the caller may change them). */
-static struct tkv_item *item_copy(const json_t *key, const json_t *value,
+static struct tkv_item *item_copy(const json_t *key,
+                                  const json_t *value,
                                   uint64_t version)
 {
     struct tkv_item *it = tkv_calloc(1, sizeof *it);
@@ -498,8 +535,11 @@ static struct tkv_item *item_copy(const json_t *key, const json_t *value,
 
 /* Answer a key from the transaction itself: 1 (with *out set, NULL for
  * absent) when it can, 0 when the cluster must be asked, <0 on error. */
-static int local_lookup(struct tkv_txn *tx, const uint8_t *kb, size_t klen,
-                        struct tkv_item **out, struct tkv_err *err)
+static int local_lookup(struct tkv_txn *tx,
+                        const uint8_t *kb,
+                        size_t klen,
+                        struct tkv_item **out,
+                        struct tkv_err *err)
 {
     const struct a_mut *m = write_find(tx, kb, klen);
     const struct t_read *r;
@@ -551,7 +591,9 @@ static struct tkv_opts strong_opts(const struct tkv_txn *tx)
     return o;
 }
 
-int tkv_txn_get(struct tkv_txn *tx, const json_t *key, struct tkv_item **out,
+int tkv_txn_get(struct tkv_txn *tx,
+                const json_t *key,
+                struct tkv_item **out,
                 struct tkv_err *err)
 {
     uint8_t kb[TKV_KEY_MAX];
@@ -604,8 +646,11 @@ int tkv_txn_get(struct tkv_txn *tx, const json_t *key, struct tkv_item **out,
     return 0;
 }
 
-int tkv_txn_get_many(struct tkv_txn *tx, const json_t *keys,
-                     struct tkv_item ***out, size_t *n, struct tkv_err *err)
+int tkv_txn_get_many(struct tkv_txn *tx,
+                     const json_t *keys,
+                     struct tkv_item ***out,
+                     size_t *n,
+                     struct tkv_err *err)
 {
     struct tkv_item **res = NULL;
     struct tkv_item **fetched = NULL;
@@ -629,8 +674,7 @@ int tkv_txn_get_many(struct tkv_txn *tx, const json_t *keys,
     *n = 0;
     if (keys == NULL || !json_is_array(keys) || json_array_size(keys) < 1 ||
         json_array_size(keys) > TKV_GET_MANY_MAX) {
-        tkv_err_set(&e, TKV_EINVALID,
-                    "getMany takes an array of 1 to %d keys",
+        tkv_err_set(&e, TKV_EINVALID, "getMany takes an array of 1 to %d keys",
                     TKV_GET_MANY_MAX);
         return txn_fail(tx, TKV_EINVALID, &e, err);
     }
@@ -704,8 +748,11 @@ err:
     return txn_fail(tx, rv, &e, err);
 }
 
-int tkv_txn_set(struct tkv_txn *tx, const json_t *key, const json_t *value,
-                double ttl_seconds, struct tkv_err *err)
+int tkv_txn_set(struct tkv_txn *tx,
+                const json_t *key,
+                const json_t *value,
+                double ttl_seconds,
+                struct tkv_err *err)
 {
     struct tkv_err e;
     int rv;
@@ -718,8 +765,7 @@ int tkv_txn_set(struct tkv_txn *tx, const json_t *key, const json_t *value,
     return rv != 0 ? txn_fail(tx, rv, &e, err) : 0;
 }
 
-int tkv_txn_delete(struct tkv_txn *tx, const json_t *key,
-                   struct tkv_err *err)
+int tkv_txn_delete(struct tkv_txn *tx, const json_t *key, struct tkv_err *err)
 {
     struct tkv_err e;
     int rv;
@@ -739,7 +785,8 @@ int tkv_txn_attempt(const struct tkv_txn *tx)
 
 /* Read-only transaction that read in several calls: were its reads one
  * snapshot? 0, TKV_ECONFLICT (with *conflict) or another error. */
-static int txn_validate_reads(struct tkv_txn *tx, json_t **conflict,
+static int txn_validate_reads(struct tkv_txn *tx,
+                              json_t **conflict,
                               struct tkv_err *err)
 {
     size_t start;
@@ -780,8 +827,10 @@ static int txn_validate_reads(struct tkv_txn *tx, json_t **conflict,
     return 0;
 }
 
-static int txn_commit(struct tkv_txn *tx, uint64_t *version,
-                      json_t **conflict, struct tkv_err *err)
+static int txn_commit(struct tkv_txn *tx,
+                      uint64_t *version,
+                      json_t **conflict,
+                      struct tkv_err *err)
 {
     size_t i;
     int rv;
@@ -806,8 +855,8 @@ static int txn_commit(struct tkv_txn *tx, uint64_t *version,
     tx->w->nchecks = 0;
     for (i = 0; i < tx->nreads; i++) {
         size_t off;
-        if (grow((void **)&tx->w->checks, &tx->w->checks_cap,
-                 tx->w->nchecks, sizeof *tx->w->checks) != 0 ||
+        if (grow((void **)&tx->w->checks, &tx->w->checks_cap, tx->w->nchecks,
+                 sizeof *tx->w->checks) != 0 ||
             data_put(tx->w, tx->keys.data + tx->reads[i].koff,
                      tx->reads[i].klen, &off) != 0) {
             return tkv_err_set(err, TKV_ENOMEM, "out of memory");
@@ -837,8 +886,11 @@ static void backoff_sleep(struct tkv_client *c, int attempt)
     nanosleep(&ts, NULL);
 }
 
-int tkv_transaction(struct tkv_client *c, tkv_txn_fn fn, void *arg,
-                    const struct tkv_opts *opts, uint64_t *version,
+int tkv_transaction(struct tkv_client *c,
+                    tkv_txn_fn fn,
+                    void *arg,
+                    const struct tkv_opts *opts,
+                    uint64_t *version,
                     struct tkv_err *err)
 {
     struct tkv_txn tx;
@@ -897,8 +949,7 @@ int tkv_transaction(struct tkv_client *c, tkv_txn_fn fn, void *arg,
         }
         if (tx.attempt >= c->txn_attempts) {
             char *k = conflict != NULL
-                          ? json_dumps(conflict, JSON_COMPACT |
-                                                     JSON_ENCODE_ANY)
+                          ? json_dumps(conflict, JSON_COMPACT | JSON_ENCODE_ANY)
                           : NULL;
             tkv_err_set(err, TKV_ECONFLICT,
                         "transaction conflicted %d times; last conflict on "

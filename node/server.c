@@ -187,9 +187,8 @@ static void tkv__conn_maybe_resume(struct tkv_conn *c)
     }
 }
 
-static void tkv__flush_cb(uv_check_t *h)
+static void tkv__flush_dirty(struct tkv_server *s)
 {
-    struct tkv_server *s = h->data;
     struct tkv_conn *c;
     while ((c = s->dirty) != NULL) {
         s->dirty = c->dirty_next;
@@ -200,6 +199,19 @@ static void tkv__flush_cb(uv_check_t *h)
         }
         tkv__conn_unref(c);
     }
+}
+
+static void tkv__flush_cb(uv_check_t *h)
+{
+    tkv__flush_dirty(h->data);
+}
+
+/* Replies produced by other check handles (the replica's turn, which
+ * delivers applied writes and served reads) are written here, right
+ * before the loop blocks, not one wakeup later. */
+static void tkv__flush_prepare_cb(uv_prepare_t *h)
+{
+    tkv__flush_dirty(h->data);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -475,6 +487,10 @@ int tkv_server_start(struct tkv_server *s, uv_loop_t *loop,
     s->flush.data = s;
     s->handles_open++;
     uv_check_start(&s->flush, tkv__flush_cb);
+    uv_prepare_init(loop, &s->flush_prepare);
+    s->flush_prepare.data = s;
+    s->handles_open++;
+    uv_prepare_start(&s->flush_prepare, tkv__flush_prepare_cb);
     tkv_infof("serving clients on %s", address);
     return 0;
 
@@ -538,4 +554,5 @@ void tkv_server_close(struct tkv_server *s, void (*cb)(void *data),
     s->close_cb = cb;
     s->close_data = data;
     uv_close((uv_handle_t *)&s->flush, tkv__server_handle_close_cb);
+    uv_close((uv_handle_t *)&s->flush_prepare, tkv__server_handle_close_cb);
 }

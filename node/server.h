@@ -12,7 +12,8 @@
  *                  replies at once or hands the request to the replica
  *   reply          tkv_server_reply() appends one frame to the connection's
  *                  out buffer; buffers are written at the end of the loop
- *                  turn (uv_check), one uv_write per connection per turn.
+ *                  turn (uv_check, and uv_prepare for replies produced by
+ *                  later check handles), one uv_write per connection.
  * Backpressure: a connection stops reading (and parsing what it buffered)
  * while it has TKV_CONN_MAX_INFLIGHT requests unanswered or
  * TKV_CONN_MAX_OUT bytes of replies unwritten, and resumes at half.
@@ -69,6 +70,7 @@ struct tkv_server {
     struct tkv_replica *rep;        /* not owned */
     uv_tcp_t listener;
     uv_check_t flush;
+    uv_prepare_t flush_prepare;
     struct tkv_conn *conns;
     size_t nconns;
     size_t max_conns;

@@ -11,8 +11,9 @@
  *
  * Decoding a payload, happy path:
  *   1. the payload is at most TKV_FRAME_MAX bytes;
- *   2. scan_msgpack() walks the bytes without allocating: one well-formed
- *      object, every container count backed by bytes, nesting bounded;
+ *   2. scan_msgpack() walks the bytes with common/mpread's skipper,
+ *      without allocating: one well-formed object, every container count
+ *      backed by bytes, nesting bounded;
  *   3. msgpack_unpack_next() over that object (strs and bins point into the
  *      payload);
  *   4. the top level is a map; `id` is read first, so that every later
@@ -54,6 +55,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../common/mpread.h"
 #include "../statemachine/keycodec.h"
 #include "../statemachine/value.h"
 
@@ -153,8 +155,11 @@ struct dec {
     char ctx[40];     /* prefix of nested names: "", "members[3]." */
 };
 
-static void dec_init(struct dec *d, struct tkv_arena *arena,
-                     struct tkv_err *err, int bad, const char *kind)
+static void dec_init(struct dec *d,
+                     struct tkv_arena *arena,
+                     struct tkv_err *err,
+                     int bad,
+                     const char *kind)
 {
     d->arena = arena;
     d->err = err;
@@ -214,7 +219,9 @@ struct field;
 
 struct ftype {
     const char *expect; /* "<name> must be <expect>" */
-    int (*dec)(struct dec *d, const struct field *f, const msgpack_object *o,
+    int (*dec)(struct dec *d,
+               const struct field *f,
+               const msgpack_object *o,
                void *msg);
     int (*enc)(msgpack_packer *pk, const struct field *f, const void *msg);
     /* For optional fields: is it set (to be written)? NULL: always. */
@@ -230,8 +237,7 @@ struct field {
 
 static int bad_type(struct dec *d, const struct field *f)
 {
-    return fail(d, d->bad, "%s%s must be %s", d->ctx, f->name,
-                f->type->expect);
+    return fail(d, d->bad, "%s%s must be %s", d->ctx, f->name, f->type->expect);
 }
 
 static int packed(int rv)
@@ -246,16 +252,18 @@ static int pack_cstr(msgpack_packer *pk, const char *s)
 
 /* Copy a str object into the arena, NUL-terminated, refusing NUL bytes
  * (the copy is used as a C string). */
-static int dup_str(struct dec *d, const char *what, const msgpack_object *o,
-                   const char **out, size_t *len)
+static int dup_str(struct dec *d,
+                   const char *what,
+                   const msgpack_object *o,
+                   const char **out,
+                   size_t *len)
 {
     const char *s = o->via.str.ptr;
     size_t n = o->via.str.size;
     char *copy;
 
     if (n > 0 && memchr(s, '\0', n) != NULL) {
-        return fail(d, d->bad, "%s%s must not contain NUL bytes", d->ctx,
-                    what);
+        return fail(d, d->bad, "%s%s must not contain NUL bytes", d->ctx, what);
     }
     copy = tkv_arena_strndup(d->arena, s, n);
     if (copy == NULL) {
@@ -269,9 +277,12 @@ static int dup_str(struct dec *d, const char *what, const msgpack_object *o,
 }
 
 /* A key object -> its encoding, copied into the arena. */
-static int dec_key_obj(struct dec *d, const char *what,
-                       const msgpack_object *o, int allow_empty,
-                       const uint8_t **key, size_t *klen)
+static int dec_key_obj(struct dec *d,
+                       const char *what,
+                       const msgpack_object *o,
+                       int allow_empty,
+                       const uint8_t **key,
+                       size_t *klen)
 {
     uint8_t buf[TKV_KEY_MAX];
     struct tkv_err kerr;
@@ -295,8 +306,10 @@ static int dec_key_obj(struct dec *d, const char *what,
 
 /* A value object: bin holding one JSON value's msgpack bytes. Requests get
  * value.h's message unchanged (the seed's exact texts). */
-static int dec_value_obj(struct dec *d, const char *what,
-                         const msgpack_object *o, const uint8_t **value,
+static int dec_value_obj(struct dec *d,
+                         const char *what,
+                         const msgpack_object *o,
+                         const uint8_t **value,
                          size_t *vlen)
 {
     const uint8_t *p;
@@ -315,8 +328,7 @@ static int dec_value_obj(struct dec *d, const char *what,
         tkv_err_clear(&verr);
         rv = tkv_value_check_bytes(p, n, NULL, &verr);
         if (rv != 0) {
-            return fail(d, passed(d, rv), "%s%s: %s", d->ctx, what,
-                        verr.msg);
+            return fail(d, passed(d, rv), "%s%s: %s", d->ctx, what, verr.msg);
         }
     } else {
         rv = tkv_value_check_bytes(p, n, NULL, d->err);
@@ -331,8 +343,10 @@ static int dec_value_obj(struct dec *d, const char *what,
 
 /* uint64_t at off */
 
-static int dec_uint(struct dec *d, const struct field *f,
-                    const msgpack_object *o, void *msg)
+static int dec_uint(struct dec *d,
+                    const struct field *f,
+                    const msgpack_object *o,
+                    void *msg)
 {
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
         return bad_type(d, f);
@@ -341,8 +355,10 @@ static int dec_uint(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int dec_pos(struct dec *d, const struct field *f,
-                   const msgpack_object *o, void *msg)
+static int dec_pos(struct dec *d,
+                   const struct field *f,
+                   const msgpack_object *o,
+                   void *msg)
 {
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 == 0) {
         return bad_type(d, f);
@@ -351,8 +367,7 @@ static int dec_pos(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_uint(msgpack_packer *pk, const struct field *f,
-                    const void *msg)
+static int enc_uint(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     return packed(msgpack_pack_uint64(pk, *CAT(uint64_t, msg, f->off)));
 }
@@ -378,8 +393,10 @@ static const struct ftype t_pos = {
 
 /* int64_t at off */
 
-static int dec_int(struct dec *d, const struct field *f,
-                   const msgpack_object *o, void *msg)
+static int dec_int(struct dec *d,
+                   const struct field *f,
+                   const msgpack_object *o,
+                   void *msg)
 {
     if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
         *AT(int64_t, msg, f->off) = o->via.i64;
@@ -393,8 +410,7 @@ static int dec_int(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_int(msgpack_packer *pk, const struct field *f,
-                   const void *msg)
+static int enc_int(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     return packed(msgpack_pack_int64(pk, *CAT(int64_t, msg, f->off)));
 }
@@ -408,8 +424,10 @@ static const struct ftype t_int = {
 
 /* int flag at off */
 
-static int dec_bool(struct dec *d, const struct field *f,
-                    const msgpack_object *o, void *msg)
+static int dec_bool(struct dec *d,
+                    const struct field *f,
+                    const msgpack_object *o,
+                    void *msg)
 {
     if (o->type != MSGPACK_OBJECT_BOOLEAN) {
         return bad_type(d, f);
@@ -418,11 +436,10 @@ static int dec_bool(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_bool(msgpack_packer *pk, const struct field *f,
-                    const void *msg)
+static int enc_bool(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     return packed(*CAT(int, msg, f->off) ? msgpack_pack_true(pk)
-                                          : msgpack_pack_false(pk));
+                                         : msgpack_pack_false(pk));
 }
 
 static int isset_int(const struct field *f, const void *msg)
@@ -439,8 +456,10 @@ static const struct ftype t_bool = {
 
 /* const char * at off (NUL-terminated) */
 
-static int dec_str(struct dec *d, const struct field *f,
-                   const msgpack_object *o, void *msg)
+static int dec_str(struct dec *d,
+                   const struct field *f,
+                   const msgpack_object *o,
+                   void *msg)
 {
     if (o->type != MSGPACK_OBJECT_STR) {
         return bad_type(d, f);
@@ -448,8 +467,7 @@ static int dec_str(struct dec *d, const struct field *f,
     return dup_str(d, f->name, o, AT(const char *, msg, f->off), NULL);
 }
 
-static int enc_str(msgpack_packer *pk, const struct field *f,
-                   const void *msg)
+static int enc_str(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     const char *s = *CAT(const char *, msg, f->off);
     return pack_cstr(pk, s != NULL ? s : "");
@@ -470,19 +488,24 @@ static const struct ftype t_str = {
     isset_ptr,
 };
 
-/* Same, nil on the wire for NULL (and for "", which means the same). */
+/* Same, nil on the wire for NULL. "" means "none" too: it is sent as nil
+ * and read as NULL, so decode(encode(x)) is stable. */
 
-static int dec_str_nil(struct dec *d, const struct field *f,
-                       const msgpack_object *o, void *msg)
+static int dec_str_nil(struct dec *d,
+                       const struct field *f,
+                       const msgpack_object *o,
+                       void *msg)
 {
-    if (o->type == MSGPACK_OBJECT_NIL) {
+    if (o->type == MSGPACK_OBJECT_NIL ||
+        (o->type == MSGPACK_OBJECT_STR && o->via.str.size == 0)) {
         *AT(const char *, msg, f->off) = NULL;
         return 0;
     }
     return dec_str(d, f, o, msg);
 }
 
-static int enc_str_nil(msgpack_packer *pk, const struct field *f,
+static int enc_str_nil(msgpack_packer *pk,
+                       const struct field *f,
                        const void *msg)
 {
     const char *s = *CAT(const char *, msg, f->off);
@@ -501,8 +524,10 @@ static const struct ftype t_str_nil = {
 
 /* A member address: 1..TKV_ADDR_MAX bytes (what the log can carry). */
 
-static int dec_addr(struct dec *d, const struct field *f,
-                    const msgpack_object *o, void *msg)
+static int dec_addr(struct dec *d,
+                    const struct field *f,
+                    const msgpack_object *o,
+                    void *msg)
 {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
         o->via.str.size > TKV_ADDR_MAX) {
@@ -520,22 +545,25 @@ static const struct ftype t_addr = {
 
 /* Key: const uint8_t * at off, size_t length at off2. */
 
-static int dec_key(struct dec *d, const struct field *f,
-                   const msgpack_object *o, void *msg)
+static int dec_key(struct dec *d,
+                   const struct field *f,
+                   const msgpack_object *o,
+                   void *msg)
 {
     return dec_key_obj(d, f->name, o, 0, AT(const uint8_t *, msg, f->off),
                        AT(size_t, msg, f->off2));
 }
 
-static int dec_prefix(struct dec *d, const struct field *f,
-                      const msgpack_object *o, void *msg)
+static int dec_prefix(struct dec *d,
+                      const struct field *f,
+                      const msgpack_object *o,
+                      void *msg)
 {
     return dec_key_obj(d, f->name, o, 1, AT(const uint8_t *, msg, f->off),
                        AT(size_t, msg, f->off2));
 }
 
-static int enc_key(msgpack_packer *pk, const struct field *f,
-                   const void *msg)
+static int enc_key(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     return tkv_key_pack(*CAT(const uint8_t *, msg, f->off),
                         *CAT(size_t, msg, f->off2), pk);
@@ -557,8 +585,10 @@ static const struct ftype t_prefix = {
 
 /* Value: const uint8_t * at off, size_t length at off2. */
 
-static int dec_value(struct dec *d, const struct field *f,
-                     const msgpack_object *o, void *msg)
+static int dec_value(struct dec *d,
+                     const struct field *f,
+                     const msgpack_object *o,
+                     void *msg)
 {
     return dec_value_obj(d, f->name, o, AT(const uint8_t *, msg, f->off),
                          AT(size_t, msg, f->off2));
@@ -569,8 +599,7 @@ static int pack_value(msgpack_packer *pk, const uint8_t *v, size_t n)
     return packed(msgpack_pack_bin_with_body(pk, v, n));
 }
 
-static int enc_value(msgpack_packer *pk, const struct field *f,
-                     const void *msg)
+static int enc_value(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     return pack_value(pk, *CAT(const uint8_t *, msg, f->off),
                       *CAT(size_t, msg, f->off2));
@@ -587,8 +616,10 @@ static const struct ftype t_value = {
 
 /* consistency: "strong" | "eventual" <-> int eventual at off */
 
-static int dec_consistency(struct dec *d, const struct field *f,
-                           const msgpack_object *o, void *msg)
+static int dec_consistency(struct dec *d,
+                           const struct field *f,
+                           const msgpack_object *o,
+                           void *msg)
 {
     if (o->type == MSGPACK_OBJECT_STR) {
         const char *s = o->via.str.ptr;
@@ -605,7 +636,8 @@ static int dec_consistency(struct dec *d, const struct field *f,
     return bad_type(d, f);
 }
 
-static int enc_consistency(msgpack_packer *pk, const struct field *f,
+static int enc_consistency(msgpack_packer *pk,
+                           const struct field *f,
                            const void *msg)
 {
     return pack_cstr(pk, *CAT(int, msg, f->off) ? "eventual" : "strong");
@@ -620,8 +652,10 @@ static const struct ftype t_consistency = {
 
 /* limit: int64_t at off, 1..TKV_LIST_MAX_LIMIT (0 = absent) */
 
-static int dec_limit(struct dec *d, const struct field *f,
-                     const msgpack_object *o, void *msg)
+static int dec_limit(struct dec *d,
+                     const struct field *f,
+                     const msgpack_object *o,
+                     void *msg)
 {
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 < 1 ||
         o->via.u64 > TKV_LIST_MAX_LIMIT) {
@@ -645,8 +679,10 @@ static const struct ftype t_limit = {
 
 /* cursor: const char * at off, size_t length at off2 */
 
-static int dec_cursor(struct dec *d, const struct field *f,
-                      const msgpack_object *o, void *msg)
+static int dec_cursor(struct dec *d,
+                      const struct field *f,
+                      const msgpack_object *o,
+                      void *msg)
 {
     if (o->type != MSGPACK_OBJECT_STR) {
         return bad_type(d, f);
@@ -655,7 +691,8 @@ static int dec_cursor(struct dec *d, const struct field *f,
                    AT(size_t, msg, f->off2));
 }
 
-static int enc_cursor(msgpack_packer *pk, const struct field *f,
+static int enc_cursor(msgpack_packer *pk,
+                      const struct field *f,
                       const void *msg)
 {
     const char *s = *CAT(const char *, msg, f->off);
@@ -687,8 +724,10 @@ static int dec_array(struct dec *d, size_t n, size_t sz, void **out)
 
 /* keys (get_many): 1..TKV_GET_MANY_MAX keys */
 
-static int dec_keys(struct dec *d, const struct field *f,
-                    const msgpack_object *o, void *msg)
+static int dec_keys(struct dec *d,
+                    const struct field *f,
+                    const msgpack_object *o,
+                    void *msg)
 {
     struct tkv_req *req = msg;
     struct tkv_keyref *refs;
@@ -718,8 +757,7 @@ static int dec_keys(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_keys(msgpack_packer *pk, const struct field *f,
-                    const void *msg)
+static int enc_keys(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     const struct tkv_req *req = msg;
     size_t i;
@@ -740,8 +778,10 @@ static const struct ftype t_keys = {
 
 /* checks (atomic): 0..TKV_ATOMIC_MAX_CHECKS [KEY, version] pairs */
 
-static int dec_checks(struct dec *d, const struct field *f,
-                      const msgpack_object *o, void *msg)
+static int dec_checks(struct dec *d,
+                      const struct field *f,
+                      const msgpack_object *o,
+                      void *msg)
 {
     struct tkv_req *req = msg;
     struct tkv_check *checks;
@@ -765,8 +805,7 @@ static int dec_checks(struct dec *d, const struct field *f,
 
         snprintf(what, sizeof what, "checks[%u]", (unsigned)i);
         if (c->type != MSGPACK_OBJECT_ARRAY || c->via.array.size != 2) {
-            return fail(d, d->bad, "%s must be a [key, version] pair",
-                        what);
+            return fail(d, d->bad, "%s must be a [key, version] pair", what);
         }
         rv = dec_key_obj(d, what, &c->via.array.ptr[0], 0, &checks[i].key,
                          &klen);
@@ -776,8 +815,8 @@ static int dec_checks(struct dec *d, const struct field *f,
         checks[i].klen = (uint16_t)klen;
         v = &c->via.array.ptr[1];
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            return fail(d, d->bad,
-                        "%s version must be an unsigned integer", what);
+            return fail(d, d->bad, "%s version must be an unsigned integer",
+                        what);
         }
         checks[i].version = v->via.u64;
     }
@@ -786,7 +825,8 @@ static int dec_checks(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_checks(msgpack_packer *pk, const struct field *f,
+static int enc_checks(msgpack_packer *pk,
+                      const struct field *f,
                       const void *msg)
 {
     const struct tkv_req *req = msg;
@@ -816,8 +856,10 @@ static const struct ftype t_checks = {
 /* mutations (atomic): 1..TKV_ATOMIC_MAX_MUTATIONS of
  * [1, KEY, VALUE, ttl_ms] (set) or [2, KEY] (delete) */
 
-static int dec_mutation(struct dec *d, const char *what,
-                        const msgpack_object *m, struct tkv_mutation *mut)
+static int dec_mutation(struct dec *d,
+                        const char *what,
+                        const msgpack_object *m,
+                        struct tkv_mutation *mut)
 {
     const msgpack_object *e;
     uint32_t n;
@@ -851,8 +893,7 @@ static int dec_mutation(struct dec *d, const char *what,
     }
     mut->vlen = (uint32_t)len;
     if (e[3].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        return fail(d, d->bad, "%s ttl_ms must be an unsigned integer",
-                    what);
+        return fail(d, d->bad, "%s ttl_ms must be an unsigned integer", what);
     }
     mut->ttl_ms = e[3].via.u64;
     return 0;
@@ -862,8 +903,10 @@ err_shape:
                 what);
 }
 
-static int dec_mutations(struct dec *d, const struct field *f,
-                         const msgpack_object *o, void *msg)
+static int dec_mutations(struct dec *d,
+                         const struct field *f,
+                         const msgpack_object *o,
+                         void *msg)
 {
     struct tkv_req *req = msg;
     struct tkv_mutation *muts;
@@ -892,7 +935,8 @@ static int dec_mutations(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_mutations(msgpack_packer *pk, const struct field *f,
+static int enc_mutations(msgpack_packer *pk,
+                         const struct field *f,
                          const void *msg)
 {
     const struct tkv_req *req = msg;
@@ -904,8 +948,8 @@ static int enc_mutations(msgpack_packer *pk, const struct field *f,
         int set = m->type == TKV_CMD_SET;
         rv = packed(msgpack_pack_array(pk, set ? 4 : 2));
         if (rv == 0) {
-            rv = packed(msgpack_pack_uint8(pk, set ? TKV_CMD_SET
-                                                   : TKV_CMD_DELETE));
+            rv = packed(
+                msgpack_pack_uint8(pk, set ? TKV_CMD_SET : TKV_CMD_DELETE));
         }
         if (rv == 0) {
             rv = tkv_key_pack(m->key, m->klen, pk);
@@ -946,8 +990,8 @@ enum {
     RA_ACK,
     RA_CHECKS,
     RA_MUTATIONS,
-    RA_NODE,        /* member_add, member_remove: node_id > 0 */
-    RA_TARGET,      /* transfer: node_id, 0 = let the leader pick */
+    RA_NODE,   /* member_add, member_remove: node_id > 0 */
+    RA_TARGET, /* transfer: node_id, 0 = let the leader pick */
     RA_RAFT_ADDR,
     RA_CLIENT_ADDR,
     RA__COUNT
@@ -959,14 +1003,12 @@ static const struct field req_fields[RA__COUNT] = {
     [RA_KEY] = {"key", &t_key, REQ(key), REQ(klen)},
     [RA_CONSISTENCY] = {"consistency", &t_consistency, REQ(eventual), 0},
     [RA_KEYS] = {"keys", &t_keys, 0, 0},
-    [RA_PREFIX] = {"prefix", &t_prefix, REQ(list.prefix),
-                   REQ(list.prefix_len)},
+    [RA_PREFIX] = {"prefix", &t_prefix, REQ(list.prefix), REQ(list.prefix_len)},
     [RA_START] = {"start", &t_key, REQ(list.start), REQ(list.start_len)},
     [RA_END] = {"end", &t_key, REQ(list.end), REQ(list.end_len)},
     [RA_LIMIT] = {"limit", &t_limit, REQ(list.limit), 0},
     [RA_REVERSE] = {"reverse", &t_bool, REQ(list.reverse), 0},
-    [RA_CURSOR] = {"cursor", &t_cursor, REQ(list.cursor),
-                   REQ(list.cursor_len)},
+    [RA_CURSOR] = {"cursor", &t_cursor, REQ(list.cursor), REQ(list.cursor_len)},
     [RA_VALUE] = {"value", &t_value, REQ(value), REQ(vlen)},
     [RA_TTL] = {"ttl_ms", &t_pos, REQ(ttl_ms), 0},
     [RA_SESSION] = {"session", &t_uint, REQ(session), 0},
@@ -982,8 +1024,10 @@ static const struct field req_fields[RA__COUNT] = {
 
 /* ---- reply field types ---- */
 
-static int dec_entry_obj(struct dec *d, const char *what,
-                         const msgpack_object *o, struct tkv_entry_ref *e)
+static int dec_entry_obj(struct dec *d,
+                         const char *what,
+                         const msgpack_object *o,
+                         struct tkv_entry_ref *e)
 {
     const msgpack_object *a;
     int rv;
@@ -1030,8 +1074,10 @@ static int enc_entry_ref(msgpack_packer *pk, const struct tkv_entry_ref *e)
 
 /* entry (get): one slot, present = 0 for nil */
 
-static int dec_entry(struct dec *d, const struct field *f,
-                     const msgpack_object *o, void *msg)
+static int dec_entry(struct dec *d,
+                     const struct field *f,
+                     const msgpack_object *o,
+                     void *msg)
 {
     struct tkv_reply *rep = msg;
     struct tkv_entry_ref *e;
@@ -1051,8 +1097,7 @@ static int dec_entry(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_entry(msgpack_packer *pk, const struct field *f,
-                     const void *msg)
+static int enc_entry(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     const struct tkv_reply *rep = msg;
     if (rep->nentries == 0 || rep->entries == NULL) {
@@ -1070,8 +1115,11 @@ static const struct ftype t_entry = {
 
 /* entries (get_many, nil slots allowed) and items (list, no nil) */
 
-static int dec_entry_list(struct dec *d, const struct field *f,
-                          const msgpack_object *o, void *msg, int nil_ok)
+static int dec_entry_list(struct dec *d,
+                          const struct field *f,
+                          const msgpack_object *o,
+                          void *msg,
+                          int nil_ok)
 {
     struct tkv_reply *rep = msg;
     struct tkv_entry_ref *es;
@@ -1105,19 +1153,24 @@ static int dec_entry_list(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int dec_entries(struct dec *d, const struct field *f,
-                       const msgpack_object *o, void *msg)
+static int dec_entries(struct dec *d,
+                       const struct field *f,
+                       const msgpack_object *o,
+                       void *msg)
 {
     return dec_entry_list(d, f, o, msg, 1);
 }
 
-static int dec_items(struct dec *d, const struct field *f,
-                     const msgpack_object *o, void *msg)
+static int dec_items(struct dec *d,
+                     const struct field *f,
+                     const msgpack_object *o,
+                     void *msg)
 {
     return dec_entry_list(d, f, o, msg, 0);
 }
 
-static int enc_entry_list(msgpack_packer *pk, const struct field *f,
+static int enc_entry_list(msgpack_packer *pk,
+                          const struct field *f,
                           const void *msg)
 {
     const struct tkv_reply *rep = msg;
@@ -1146,8 +1199,10 @@ static const struct ftype t_items = {
 
 /* code: the error's word <-> rep->code */
 
-static int dec_code(struct dec *d, const struct field *f,
-                    const msgpack_object *o, void *msg)
+static int dec_code(struct dec *d,
+                    const struct field *f,
+                    const msgpack_object *o,
+                    void *msg)
 {
     struct tkv_reply *rep = msg;
     int code;
@@ -1164,8 +1219,7 @@ static int dec_code(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_code(msgpack_packer *pk, const struct field *f,
-                    const void *msg)
+static int enc_code(msgpack_packer *pk, const struct field *f, const void *msg)
 {
     const struct tkv_reply *rep = msg;
     return pack_cstr(pk, tkv_errname(rep->code));
@@ -1180,12 +1234,13 @@ static const struct ftype t_code = {
 
 /* message: never empty on the wire */
 
-static int enc_message(msgpack_packer *pk, const struct field *f,
+static int enc_message(msgpack_packer *pk,
+                       const struct field *f,
                        const void *msg)
 {
     const struct tkv_reply *rep = msg;
-    return pack_cstr(pk, rep->message != NULL ? rep->message
-                                              : tkv_strerror(rep->code));
+    return pack_cstr(
+        pk, rep->message != NULL ? rep->message : tkv_strerror(rep->code));
 }
 
 static const struct ftype t_message = {
@@ -1197,15 +1252,24 @@ static const struct ftype t_message = {
 
 /* members: array of maps, decoded with member_fields below */
 
-static int dec_map(struct dec *d, const msgpack_object_map *m,
-                   const struct field *fields, size_t nfields,
-                   uint32_t allowed, uint32_t required,
-                   const char *const *skip, void *msg);
-static uint32_t fields_to_write(const struct field *fields, size_t nfields,
-                                uint32_t allowed, uint32_t required,
+static int dec_map(struct dec *d,
+                   const msgpack_object_map *m,
+                   const struct field *fields,
+                   size_t nfields,
+                   uint32_t allowed,
+                   uint32_t required,
+                   const char *const *skip,
+                   void *msg);
+static uint32_t fields_to_write(const struct field *fields,
+                                size_t nfields,
+                                uint32_t allowed,
+                                uint32_t required,
                                 const void *msg);
-static int enc_fields(msgpack_packer *pk, const struct field *fields,
-                      size_t nfields, uint32_t which, const void *msg);
+static int enc_fields(msgpack_packer *pk,
+                      const struct field *fields,
+                      size_t nfields,
+                      uint32_t which,
+                      const void *msg);
 
 #define MEM(member) offsetof(struct tkv_member, member)
 
@@ -1219,8 +1283,10 @@ static const struct field member_fields[] = {
 #define NMEMBER_FIELDS (sizeof member_fields / sizeof member_fields[0])
 #define MEMBER_ALL ((1u << NMEMBER_FIELDS) - 1)
 
-static int dec_members(struct dec *d, const struct field *f,
-                       const msgpack_object *o, void *msg)
+static int dec_members(struct dec *d,
+                       const struct field *f,
+                       const msgpack_object *o,
+                       void *msg)
 {
     struct tkv_reply *rep = msg;
     struct tkv_member *ms;
@@ -1228,8 +1294,7 @@ static int dec_members(struct dec *d, const struct field *f,
     uint32_t i, n;
     int rv;
 
-    if (o->type != MSGPACK_OBJECT_ARRAY ||
-        o->via.array.size > MEMBERS_MAX) {
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > MEMBERS_MAX) {
         return bad_type(d, f);
     }
     n = o->via.array.size;
@@ -1239,12 +1304,10 @@ static int dec_members(struct dec *d, const struct field *f,
     }
     for (i = 0; i < n; i++) {
         const msgpack_object *e = &o->via.array.ptr[i];
-        snprintf(sub.where, sizeof sub.where, " in members[%u]",
-                 (unsigned)i);
+        snprintf(sub.where, sizeof sub.where, " in members[%u]", (unsigned)i);
         snprintf(sub.ctx, sizeof sub.ctx, "members[%u].", (unsigned)i);
         if (e->type != MSGPACK_OBJECT_MAP) {
-            return fail(d, d->bad, "members[%u] must be a map",
-                        (unsigned)i);
+            return fail(d, d->bad, "members[%u] must be a map", (unsigned)i);
         }
         rv = dec_map(&sub, &e->via.map, member_fields, NMEMBER_FIELDS,
                      MEMBER_ALL, MEMBER_ALL, NULL, &ms[i]);
@@ -1257,7 +1320,8 @@ static int dec_members(struct dec *d, const struct field *f,
     return 0;
 }
 
-static int enc_members(msgpack_packer *pk, const struct field *f,
+static int enc_members(msgpack_packer *pk,
+                       const struct field *f,
                        const void *msg)
 {
     const struct tkv_reply *rep = msg;
@@ -1327,10 +1391,9 @@ static const struct field rep_fields[RF__COUNT] = {
     [RF_LEADER_ID] = {"leader_id", &t_uint, REP(status.leader_id), 0},
     [RF_LEADER_ADDRESS] = {"leader_address", &t_str_nil,
                            REP(status.leader_address), 0},
-    [RF_COMMIT_INDEX] = {"commit_index", &t_uint, REP(status.commit_index),
-                         0},
-    [RF_APPLIED_INDEX] = {"applied_index", &t_uint,
-                          REP(status.applied_index), 0},
+    [RF_COMMIT_INDEX] = {"commit_index", &t_uint, REP(status.commit_index), 0},
+    [RF_APPLIED_INDEX] = {"applied_index", &t_uint, REP(status.applied_index),
+                          0},
     [RF_SNAPSHOT_INDEX] = {"snapshot_index", &t_uint,
                            REP(status.snapshot_index), 0},
     [RF_KEYS] = {"keys", &t_uint, REP(status.keys), 0},
@@ -1350,7 +1413,7 @@ static const struct field rep_fields[RF__COUNT] = {
 #define A(x) (1u << RA_##x)
 #define R(x) (1u << RF_##x)
 #define WRITE (A(SESSION) | A(SEQ) | A(ACK))
-#define STATUS                                                          \
+#define STATUS                                                           \
     (R(NODE_ID) | R(ROLE) | R(TERM) | R(LEADER_ID) | R(LEADER_ADDRESS) | \
      R(COMMIT_INDEX) | R(APPLIED_INDEX) | R(SNAPSHOT_INDEX) | R(KEYS) |  \
      R(DATA_BYTES) | R(SM_TIME) | R(CONNECTIONS) | R(UPTIME))
@@ -1393,8 +1456,10 @@ int tkv_op_is_write(int op)
 
 /* ---- generic map encoder ---- */
 
-static uint32_t fields_to_write(const struct field *fields, size_t nfields,
-                                uint32_t allowed, uint32_t required,
+static uint32_t fields_to_write(const struct field *fields,
+                                size_t nfields,
+                                uint32_t allowed,
+                                uint32_t required,
                                 const void *msg)
 {
     uint32_t which = 0;
@@ -1414,8 +1479,11 @@ static uint32_t fields_to_write(const struct field *fields, size_t nfields,
     return which;
 }
 
-static int enc_fields(msgpack_packer *pk, const struct field *fields,
-                      size_t nfields, uint32_t which, const void *msg)
+static int enc_fields(msgpack_packer *pk,
+                      const struct field *fields,
+                      size_t nfields,
+                      uint32_t which,
+                      const void *msg)
 {
     size_t i;
     int rv = 0;
@@ -1431,8 +1499,7 @@ static int enc_fields(msgpack_packer *pk, const struct field *fields,
     return rv;
 }
 
-static int frame_begin(struct tkv_buf *out, size_t *start,
-                       msgpack_packer *pk)
+static int frame_begin(struct tkv_buf *out, size_t *start, msgpack_packer *pk)
 {
     static const uint8_t zero[TKV_FRAME_HDR];
     *start = out->len;
@@ -1471,12 +1538,12 @@ int tkv_req_encode(const struct tkv_req *req, struct tkv_buf *out)
 
     assert(req->op > TKV_OP_NONE && req->op < TKV_OP__COUNT);
     spec = &ops[req->op];
-    which = fields_to_write(req_fields, RA__COUNT, spec->args,
-                            spec->required, req);
+    which =
+        fields_to_write(req_fields, RA__COUNT, spec->args, spec->required, req);
     rv = frame_begin(out, &start, &pk);
     if (rv == 0) {
-        rv = packed(msgpack_pack_map(
-            &pk, 2 + (size_t)__builtin_popcount(which)));
+        rv = packed(
+            msgpack_pack_map(&pk, 2 + (size_t)__builtin_popcount(which)));
     }
     if (rv == 0) {
         rv = pack_cstr(&pk, "id");
@@ -1512,8 +1579,8 @@ int tkv_reply_encode(const struct tkv_reply *rep, struct tkv_buf *out)
     }
     rv = frame_begin(out, &start, &pk);
     if (rv == 0) {
-        rv = packed(msgpack_pack_map(
-            &pk, 2 + (size_t)__builtin_popcount(which)));
+        rv = packed(
+            msgpack_pack_map(&pk, 2 + (size_t)__builtin_popcount(which)));
     }
     if (rv == 0) {
         rv = pack_cstr(&pk, "id");
@@ -1544,7 +1611,8 @@ static int str_is(const msgpack_object *o, const char *s)
 }
 
 /* How many times name is a key of m; *val gets the first value. */
-static unsigned find_key(const msgpack_object_map *m, const char *name,
+static unsigned find_key(const msgpack_object_map *m,
+                         const char *name,
                          const msgpack_object **val)
 {
     unsigned count = 0;
@@ -1564,10 +1632,14 @@ static unsigned find_key(const msgpack_object_map *m, const char *name,
 /* Decode every key of m but those in skip (NULL-terminated, already
  * handled by the caller) into msg: each must be one of the allowed
  * fields, at most once, and every required field must be there. */
-static int dec_map(struct dec *d, const msgpack_object_map *m,
-                   const struct field *fields, size_t nfields,
-                   uint32_t allowed, uint32_t required,
-                   const char *const *skip, void *msg)
+static int dec_map(struct dec *d,
+                   const msgpack_object_map *m,
+                   const struct field *fields,
+                   size_t nfields,
+                   uint32_t allowed,
+                   uint32_t required,
+                   const char *const *skip,
+                   void *msg)
 {
     char shown[SHOW_MAX + 4];
     uint32_t seen = 0;
@@ -1615,9 +1687,8 @@ static int dec_map(struct dec *d, const msgpack_object_map *m,
     }
     for (j = 0; j < nfields; j++) {
         if ((required & (1u << j)) && !(seen & (1u << j))) {
-            return fail(d, d->bad, "missing %s '%s'%s: expected %s",
-                        d->kind, fields[j].name, d->where,
-                        fields[j].type->expect);
+            return fail(d, d->bad, "missing %s '%s'%s: expected %s", d->kind,
+                        fields[j].name, d->where, fields[j].type->expect);
         }
     }
     return 0;
@@ -1625,214 +1696,39 @@ static int dec_map(struct dec *d, const msgpack_object_map *m,
 
 /* ---- payload -> map ---- */
 
-/* Read a w-byte big-endian size. */
-static uint64_t be_size(const uint8_t *p, unsigned w)
+/* Step 2: the first msgpack object of p[0..len) is there whole, every
+ * count backed by bytes, at most FRAME_DEPTH_MAX containers open at once.
+ * NULL with *end its length, or why not. */
+static const char *scan_msgpack(const uint8_t *p, size_t len, size_t *end)
 {
-    uint64_t v = 0;
-    unsigned i;
-    for (i = 0; i < w; i++) {
-        v = v << 8 | p[i];
-    }
-    return v;
-}
+    struct tkv_mpr r;
 
-/* One msgpack header at p[0..len), len >= 1: its length, and then either
- * `body` bytes of payload or `children` objects. 0, or -1 when the byte
- * is not a msgpack type (0xC1) or the header is cut short. */
-struct mp_head {
-    size_t hdr;
-    uint64_t body;
-    uint64_t children;
-    int container;
-};
-
-static int mp_head(const uint8_t *p, size_t len, struct mp_head *h)
-{
-    uint8_t c = p[0];
-    unsigned w = 0;    /* width of a size field */
-    unsigned fixed = 0; /* payload bytes of a fixed-size type */
-    int ext = 0;
-    int kind = 0;      /* 0 bytes, 1 array, 2 map */
-
-    h->hdr = 1;
-    h->body = 0;
-    h->children = 0;
-    h->container = 0;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-        return 0;
+    tkv_mpr_init(&r, p, len);
+    if (tkv_mpr_skip_depth(&r, FRAME_DEPTH_MAX, NULL, end) == 0) {
+        return NULL;
     }
-    if (c <= 0x8f) {
-        h->container = 1;
-        h->children = 2u * (c & 0x0fu);
-        return 0;
-    }
-    if (c <= 0x9f) {
-        h->container = 1;
-        h->children = c & 0x0fu;
-        return 0;
-    }
-    if (c <= 0xbf) {
-        h->body = c & 0x1fu;
-        return 0;
-    }
-    switch (c) {
-        case 0xc4: /* bin 8, str 8 */
-        case 0xd9:
-            w = 1;
-            break;
-        case 0xc5:
-        case 0xda:
-            w = 2;
-            break;
-        case 0xc6:
-        case 0xdb:
-            w = 4;
-            break;
-        case 0xc7: /* ext 8/16/32: size, type byte, data */
-            w = 1;
-            ext = 1;
-            break;
-        case 0xc8:
-            w = 2;
-            ext = 1;
-            break;
-        case 0xc9:
-            w = 4;
-            ext = 1;
-            break;
-        case 0xca: /* float 32/64, uint 8..64, int 8..64 */
-            fixed = 4;
-            break;
-        case 0xcb:
-            fixed = 8;
-            break;
-        case 0xcc:
-        case 0xd0:
-            fixed = 1;
-            break;
-        case 0xcd:
-        case 0xd1:
-            fixed = 2;
-            break;
-        case 0xce:
-        case 0xd2:
-            fixed = 4;
-            break;
-        case 0xcf:
-        case 0xd3:
-            fixed = 8;
-            break;
-        case 0xd4: /* fixext 1..16: type byte, data */
-            fixed = 2;
-            break;
-        case 0xd5:
-            fixed = 3;
-            break;
-        case 0xd6:
-            fixed = 5;
-            break;
-        case 0xd7:
-            fixed = 9;
-            break;
-        case 0xd8:
-            fixed = 17;
-            break;
-        case 0xdc:
-            w = 2;
-            kind = 1;
-            break;
-        case 0xdd:
-            w = 4;
-            kind = 1;
-            break;
-        case 0xde:
-            w = 2;
-            kind = 2;
-            break;
-        case 0xdf:
-            w = 4;
-            kind = 2;
-            break;
-        default: /* 0xc1 */
-            return -1;
-    }
-    if (fixed > 0) {
-        h->body = fixed;
-        return 0;
-    }
-    if (len - 1 < w) {
-        return -1;
-    }
-    h->hdr = 1 + w;
-    if (kind == 0) {
-        h->body = be_size(p + 1, w) + (uint64_t)ext;
-        return 0;
-    }
-    h->container = 1;
-    h->children = be_size(p + 1, w) * (uint64_t)kind;
-    return 0;
-}
-
-/* Walk the first msgpack object of p[0..len) without allocating; *end gets
- * its length. Fails (with a reason) unless every byte it claims is there
- * and at most FRAME_DEPTH_MAX containers are open at once. */
-static int scan_msgpack(const uint8_t *p, size_t len, size_t *end,
-                        const char **why)
-{
-    uint64_t left[FRAME_DEPTH_MAX + 1]; /* objects still to read per level */
-    int depth = 0;
-    size_t pos = 0;
-    struct mp_head h;
-
-    left[0] = 1;
-    for (;;) {
-        while (left[depth] == 0) {
-            if (depth == 0) {
-                *end = pos;
-                return 0;
-            }
-            depth--;
-        }
-        left[depth]--;
-        if (pos == len || mp_head(p + pos, len - pos, &h) != 0) {
-            *why = pos == len ? "truncated" : "malformed";
-            return -1;
-        }
-        if (h.hdr > len - pos) {
-            *why = "truncated";
-            return -1;
-        }
-        pos += h.hdr;
-        if (!h.container) {
-            if (h.body > len - pos) {
-                *why = "truncated";
-                return -1;
-            }
-            pos += (size_t)h.body;
-            continue;
-        }
-        if (depth == FRAME_DEPTH_MAX) {
-            *why = "nested too deep";
-            return -1;
-        }
-        /* every object takes at least one byte */
-        if (h.children > len - pos) {
-            *why = "truncated";
-            return -1;
-        }
-        if (h.children > 0) {
-            left[++depth] = h.children;
-        }
+    switch (r.why) {
+        case TKV_MPR_DEPTH:
+            return "nested too deep";
+        case TKV_MPR_TYPE: /* 0xc1 */
+        case TKV_MPR_HEADER:
+            return "malformed";
+        default:
+            return "truncated";
     }
 }
 
 /* Steps 1-4 of the top comment: payload -> unpacked top-level map. *end
  * gets the length of that map (the caller reports trailing bytes after
  * reading the id). On success the caller destroys *up. */
-static int unpack_map(const uint8_t *payload, size_t len, const char *what,
-                      msgpack_unpacked *up, size_t *end, struct tkv_err *err)
+static int unpack_map(const uint8_t *payload,
+                      size_t len,
+                      const char *what,
+                      msgpack_unpacked *up,
+                      size_t *end,
+                      struct tkv_err *err)
 {
-    const char *why = NULL;
+    const char *why;
     size_t off = 0;
     msgpack_unpack_return r;
 
@@ -1841,7 +1737,8 @@ static int unpack_map(const uint8_t *payload, size_t len, const char *what,
                            "%s of %zu bytes exceeds the limit of %u bytes",
                            what, len, TKV_FRAME_MAX);
     }
-    if (scan_msgpack(payload, len, end, &why) != 0) {
+    why = scan_msgpack(payload, len, end);
+    if (why != NULL) {
         return tkv_err_set(err, TKV_EPROTO, "%s is not msgpack (%s)", what,
                            why);
     }
@@ -1858,16 +1755,19 @@ static int unpack_map(const uint8_t *payload, size_t len, const char *what,
     }
     if (up->data.type != MSGPACK_OBJECT_MAP) {
         msgpack_unpacked_destroy(up);
-        return tkv_err_set(err, TKV_EPROTO, "%s must be a msgpack map",
-                           what);
+        return tkv_err_set(err, TKV_EPROTO, "%s must be a msgpack map", what);
     }
     return 0;
 }
 
 /* Steps 4-5: `id` when it can be read, then trailing bytes, then what is
  * wrong with `id`. */
-static int dec_id(struct dec *d, const msgpack_object_map *m, size_t end,
-                  size_t len, const char *what, uint64_t *id)
+static int dec_id(struct dec *d,
+                  const msgpack_object_map *m,
+                  size_t end,
+                  size_t len,
+                  const char *what,
+                  uint64_t *id)
 {
     const msgpack_object *v;
     unsigned n = find_key(m, "id", &v);
@@ -1876,8 +1776,8 @@ static int dec_id(struct dec *d, const msgpack_object_map *m, size_t end,
         *id = v->via.u64;
     }
     if (end != len) {
-        return fail(d, TKV_EPROTO, "%zu trailing bytes after the %s",
-                    len - end, what);
+        return fail(d, TKV_EPROTO, "%zu trailing bytes after the %s", len - end,
+                    what);
     }
     if (n == 0) {
         return fail(d, d->bad, "missing %s 'id': expected %s", d->kind,
@@ -1895,7 +1795,9 @@ static int dec_id(struct dec *d, const msgpack_object_map *m, size_t end,
 static const char *const req_skip[] = {"id", "op", NULL};
 static const char *const rep_skip[] = {"id", "ok", NULL};
 
-int tkv_req_decode(const uint8_t *payload, size_t len, struct tkv_req *req,
+int tkv_req_decode(const uint8_t *payload,
+                   size_t len,
+                   struct tkv_req *req,
                    struct tkv_err *err)
 {
     char shown[SHOW_MAX + 4];
@@ -1922,9 +1824,9 @@ int tkv_req_decode(const uint8_t *payload, size_t len, struct tkv_req *req,
     n = find_key(m, "op", &v);
     if (n != 1 || v->type != MSGPACK_OBJECT_STR) {
         rv = fail(&d, d.bad,
-                  n == 0   ? "missing argument 'op': expected a string"
-                  : n > 1  ? "duplicate argument 'op'"
-                           : "op must be a string");
+                  n == 0  ? "missing argument 'op': expected a string"
+                  : n > 1 ? "duplicate argument 'op'"
+                          : "op must be a string");
         goto out;
     }
     op = tkv_op_lookup(v->via.str.ptr, v->via.str.size);
@@ -1943,8 +1845,10 @@ out:
     return rv;
 }
 
-int tkv_reply_decode(const uint8_t *payload, size_t len,
-                     struct tkv_reply *rep, struct tkv_err *err)
+int tkv_reply_decode(const uint8_t *payload,
+                     size_t len,
+                     struct tkv_reply *rep,
+                     struct tkv_err *err)
 {
     msgpack_unpacked up;
     const msgpack_object_map *m;
@@ -1995,8 +1899,10 @@ out:
     return rv;
 }
 
-int tkv_reply_peek_id(const uint8_t *payload, size_t len,
-                      uint64_t *id /* OUT */, struct tkv_err *err)
+int tkv_reply_peek_id(const uint8_t *payload,
+                      size_t len,
+                      uint64_t *id /* OUT */,
+                      struct tkv_err *err)
 {
     msgpack_unpacked up;
     const msgpack_object *v;

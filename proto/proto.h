@@ -29,7 +29,10 @@
 #include "../statemachine/sm.h"
 
 #define TKV_FRAME_HDR 4
-#define TKV_FRAME_MAX (2u * 1024u * 1024u)
+/* 4 MiB: a value at the seed's 1 MB JSON limit can take up to ~2.25x as
+ * msgpack (e.g. an array of 0.1: 4 bytes of JSON, 9 of msgpack), and must
+ * still fit in one set request. */
+#define TKV_FRAME_MAX (4u * 1024u * 1024u)
 #define TKV_GET_MANY_MAX 1000
 
 /* X(ENUM, "wire name") */

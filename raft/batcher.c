@@ -10,7 +10,11 @@
  *      first result of several);
  *   3. the entry is applied (fsm.c): tkv__batcher_on_apply() copies the
  *      results of our own entry (matched by index and term) into the batch;
- *   4. raft's apply callback fires: each command's callback gets its result.
+ *   4. at the end of that loop turn tkv__batcher_deliver() calls each
+ *      command's callback with its result (raft 0.22 fires its own apply
+ *      callback only on a later event, often the next heartbeat tick, so
+ *      waiting for it would add up to heartbeat_ms to every write); raft's
+ *      callback then only releases the batch.
  * Failures: raft_apply refusing the entry -> nothing was proposed:
  * NOT_LEADER or UNAVAILABLE; the callback firing with an error after
  * proposing (leadership lost, shutdown) -> UNKNOWN.
@@ -108,7 +112,9 @@ static void tkv__apply_cb(struct raft_apply *req, int status, void *result)
 
     (void)result;
     tkv__inflight_unlink(r, b);
-    if (status != 0) {
+    if (b->delivered) {
+        /* answered at apply time already */
+    } else if (status != 0) {
         tkv_debugf("entry %llu failed: %s", (unsigned long long)b->index,
                    raft_strerror(status));
         /* Proposed, then leadership lost or shutdown: outcome unknown. */
@@ -126,6 +132,23 @@ static void tkv__apply_cb(struct raft_apply *req, int status, void *result)
         }
     }
     tkv__batch_free(b);
+}
+
+void tkv__batcher_deliver(struct tkv_replica *r)
+{
+    struct tkv__batch *b;
+    for (b = r->inflight; b != NULL; b = b->next) {
+        size_t i;
+        if (!b->applied || b->delivered) {
+            continue;
+        }
+        b->delivered = 1;
+        for (i = 0; i < b->ncmds; i++) {
+            if (b->waiters[i].cb != NULL) {
+                b->waiters[i].cb(b->waiters[i].data, 0, &b->results[i]);
+            }
+        }
+    }
 }
 
 void tkv__batcher_on_apply(struct tkv_fsm *f, uint64_t index,
@@ -298,7 +321,9 @@ void tkv__batcher_close(struct tkv_replica *r)
     /* raft_close() has failed every proposal; anything left is freed. */
     while ((b = r->inflight) != NULL) {
         tkv__inflight_unlink(r, b);
-        tkv__batch_fail(b, TKV_EUNKNOWN);
+        if (!b->delivered) {
+            tkv__batch_fail(b, TKV_EUNKNOWN);
+        }
         tkv__batch_free(b);
     }
     tkv_buf_close(&r->body);

@@ -29,6 +29,7 @@ struct tkv__batch {
     struct tkv__waiter *waiters;  /* owned, ncmds */
     struct tkv_result *results;   /* owned, ncmds, filled at apply */
     int applied;                  /* results filled */
+    int delivered;                /* waiters called */
     struct tkv__batch *prev, *next; /* in-flight list */
 };
 
@@ -42,6 +43,8 @@ struct tkv__barrier {
     struct tkv_replica *rep;
     struct tkv__read_waiter *waiters; /* owned */
     size_t n;
+    uint64_t term;                /* leader's term when issued */
+    int served;                   /* waiters called */
 };
 
 /* One membership change in progress (add, remove or transfer). */
@@ -130,6 +133,7 @@ int tkv__raft_code(int rv);
 void tkv__batcher_init(struct tkv_replica *r);
 void tkv__batcher_close(struct tkv_replica *r);
 void tkv__batcher_flush(struct tkv_replica *r);
+void tkv__batcher_deliver(struct tkv_replica *r);
 void tkv__batcher_fail_open(struct tkv_replica *r, int code);
 void tkv__batcher_on_apply(struct tkv_fsm *f, uint64_t index,
                            const struct tkv_result *results, size_t n);
@@ -139,6 +143,7 @@ int tkv__write_internal(struct tkv_replica *r, const struct tkv_cmd *cmd,
 
 /* reads.c */
 void tkv__reads_issue(struct tkv_replica *r);
+void tkv__reads_poll(struct tkv_replica *r);
 void tkv__reads_fail(struct tkv_replica *r, int code);
 
 /* membership.c */

@@ -11,7 +11,12 @@
  *                        callbacks get 0 and serve from the local state.
  *                        Otherwise they get NOT_LEADER / SHUTDOWN.
  * Reads arriving while a barrier is in flight wait for the next one, which
- * is issued at the end of the loop turn in which the first completes. */
+ * is issued at the end of the loop turn in which the first completes.
+ * raft 0.22 fires the barrier callback late (on a later event, often the
+ * next heartbeat tick), so tkv__reads_poll() serves a barrier's reads as
+ * soon as raft has applied its index while this node is still leader in
+ * the barrier's term (so the entry at that index is our barrier); raft's
+ * callback then only frees it. */
 #include <string.h>
 
 #include "../common/alloc.h"
@@ -62,12 +67,30 @@ int tkv_replica_read(struct tkv_replica *r, tkv_done_cb cb, void *data,
     return 0;
 }
 
+void tkv__reads_poll(struct tkv_replica *r)
+{
+    struct tkv__barrier *b = r->barrier;
+    if (b == NULL || raft_state(&r->raft) != RAFT_LEADER ||
+        raft_current_term(&r->raft) != b->term ||
+        raft_last_applied(&r->raft) < b->req.index) {
+        return;
+    }
+    b->served = 1;
+    r->barrier = NULL;
+    tkv__waiters_fail(b->waiters, b->n, 0, "");
+}
+
 static void tkv__barrier_cb(struct raft_barrier *req, int status)
 {
     struct tkv__barrier *b = req->data;
     struct tkv_replica *r = b->rep;
     int code = 0;
 
+    if (b->served) {
+        tkv_free(b->waiters);
+        tkv_free(b);
+        return;
+    }
     r->barrier = NULL;
     if (status != 0) {
         code = r->closing ? TKV_ESHUTDOWN : TKV_ENOT_LEADER;
@@ -98,6 +121,7 @@ void tkv__reads_issue(struct tkv_replica *r)
     r->nreads = 0;
     r->reads_cap = 0;
     b->req.data = b;
+    b->term = raft_current_term(&r->raft);
     r->barrier = b;
     rv = raft_barrier(&r->raft, &b->req, tkv__barrier_cb);
     if (rv != 0) {

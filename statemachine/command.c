@@ -19,11 +19,13 @@
  * replica short of memory must not decide that an entry is corrupt when the
  * others do not). Nothing is allocated on failure.
  *
- * The decoder reads the bytes with a small cursor rather than msgpack-c's
- * unpacker: the unpacker allocates count * sizeof(msgpack_object) for an
- * array header before checking that the bytes exist (a 5-byte entry asks
- * for 128 GB), and a zone per call; the cursor allocates only the output
- * arrays, bounded by the input length, and points into the input. */
+ * The decoder reads the bytes with the strict cursor of common/mpread.h
+ * rather than msgpack-c's unpacker: the unpacker allocates count *
+ * sizeof(msgpack_object) for an array header before checking that the bytes
+ * exist (a 5-byte entry asks for 128 GB), and a zone per call; the decoder
+ * allocates only the output arrays, bounded by the input length, and points
+ * into the input. The cursor says why a read failed; the messages add which
+ * command and field it was. */
 #include "command.h"
 
 #include <msgpack.h>
@@ -32,6 +34,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/mpread.h"
 #include "keycodec.h"
 #include "value.h"
 
@@ -55,7 +58,8 @@ static int mutation_ok(const struct tkv_mutation *m, uint8_t type)
     return type == TKV_CMD_DELETE;
 }
 
-static int pack_header(msgpack_packer *pk, const struct tkv_cmd *c,
+static int pack_header(msgpack_packer *pk,
+                       const struct tkv_cmd *c,
                        size_t nfields)
 {
     return msgpack_pack_array(pk, nfields) || msgpack_pack_uint8(pk, c->type) ||
@@ -172,8 +176,7 @@ static int encode_member_del(msgpack_packer *pk, const struct tkv_cmd *c)
 /* ---- decoding: a cursor over the entry bytes ---- */
 
 struct dec {
-    const uint8_t *p;
-    const uint8_t *end;
+    struct tkv_mpr r;
     struct tkv_err *err;
     /* where the cursor is, for messages (formatted only on failure) */
     long cmd;         /* index of the command, -1 in the entry header */
@@ -209,221 +212,121 @@ static int fail(struct dec *d, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return tkv_err_set(d->err, TKV_ECORRUPT, "%s: %s", where, what);
+    tkv_err_set(d->err, TKV_ECORRUPT, "%s: %s", where, what);
+    /* a constant, so the compiler sees every failure path return non-zero */
+    return TKV_ECORRUPT;
 }
 
-/* What a msgpack type byte starts, for messages. */
-static const char *type_name(uint8_t c)
-{
-    if (c <= 0x7F || c >= 0xE0 || (c >= 0xCC && c <= 0xD3)) {
-        return "int";
-    }
-    if (c <= 0x8F || c == 0xDE || c == 0xDF) {
-        return "map";
-    }
-    if (c <= 0x9F || c == 0xDC || c == 0xDD) {
-        return "array";
-    }
-    if (c <= 0xBF || (c >= 0xD9 && c <= 0xDB)) {
-        return "str";
-    }
-    switch (c) {
-        case 0xC0:
-            return "nil";
-        case 0xC2:
-        case 0xC3:
-            return "bool";
-        case 0xC4:
-        case 0xC5:
-        case 0xC6:
-            return "bin";
-        case 0xCA:
-        case 0xCB:
-            return "float";
-        case 0xC1:
-            return "the invalid byte 0xc1";
-    }
-    return "ext";
-}
-
-static uint64_t be(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
+/* What an item of each type is called in messages. */
+static const char *const type_names[] = {
+    [TKV_MP_END] = "nothing",
+    [TKV_MP_NIL] = "nil",
+    [TKV_MP_BOOL] = "bool",
+    [TKV_MP_UINT] = "int",
+    [TKV_MP_NINT] = "int",
+    [TKV_MP_FLOAT] = "float",
+    [TKV_MP_STR] = "str",
+    [TKV_MP_BIN] = "bin",
+    [TKV_MP_ARRAY] = "array",
+    [TKV_MP_MAP] = "map",
+    [TKV_MP_EXT] = "ext",
+    [TKV_MP_BAD] = "the invalid byte 0xc1",
+};
 
 static size_t remaining(const struct dec *d)
 {
-    return (size_t)(d->end - d->p);
+    return tkv_mpr_remaining(&d->r);
 }
 
-/* Reads the n-byte big-endian length or number after a type byte. */
-static int rd_be(struct dec *d, const char *what, size_t n, uint64_t *v)
+static int wrong_type(struct dec *d,
+                      const char *what,
+                      const char *want,
+                      enum tkv_mp_type found)
 {
-    if (remaining(d) < n) {
-        return fail(d, "%s is truncated", what);
+    return fail(d, "%s is not %s (found %s)", what, want, type_names[found]);
+}
+
+/* Words a failed read of `what` (which had to be `want`) after the
+ * reader's why; the reader is still at the item. */
+static int read_failed(struct dec *d, const char *what, const char *want)
+{
+    switch (d->r.why) {
+        case TKV_MPR_END:
+            return fail(d, "%s is missing (entry truncated)", what);
+        case TKV_MPR_TYPE:
+            return wrong_type(d, what, want, tkv_mpr_peek(&d->r));
+        default:
+            return fail(d, "%s is truncated", what);
     }
-    *v = be(d->p, n);
-    d->p += n;
-    return 0;
 }
 
-/* Peeks the next type byte. */
-static int rd_peek(struct dec *d, const char *what, uint8_t *c)
-{
-    if (d->p == d->end) {
-        return fail(d, "%s is missing (entry truncated)", what);
-    }
-    *c = *d->p;
-    return 0;
-}
-
-static int wrong_type(struct dec *d, const char *what, const char *want,
-                      uint8_t c)
-{
-    return fail(d, "%s is not %s (found %s)", what, want, type_name(c));
-}
-
+/* The arrays of an entry are read without tkv_mpr_array's count check:
+ * each field read reports its own fault, and the lists bound their
+ * allocations by the bytes left themselves. */
 static int rd_array(struct dec *d, const char *what, uint32_t *n)
 {
-    uint64_t v;
-    uint8_t c;
-    int rv = rd_peek(d, what, &c);
-    if (rv != 0) {
-        return rv;
+    enum tkv_mp_type t = TKV_MP_END;
+    if (tkv_mpr_container(&d->r, &t, n) != 0) {
+        return read_failed(d, what, "an array");
     }
-    if (c >= 0x90 && c <= 0x9F) {
-        d->p++;
-        *n = c & 0x0F;
-        return 0;
-    }
-    if (c != 0xDC && c != 0xDD) {
-        return wrong_type(d, what, "an array", c);
-    }
-    d->p++;
-    rv = rd_be(d, what, c == 0xDC ? 2 : 4, &v);
-    *n = (uint32_t)v;
-    return rv;
-}
-
-/* Any msgpack integer: negative values in *i with *neg set, others in *u. */
-static int rd_integer(struct dec *d, const char *what, int *neg, uint64_t *u,
-                      int64_t *i)
-{
-    uint8_t c;
-    size_t sz;
-    uint64_t v;
-    int rv = rd_peek(d, what, &c);
-    if (rv != 0) {
-        return rv;
-    }
-    *neg = 0;
-    if (c <= 0x7F) {
-        d->p++;
-        *u = c;
-        return 0;
-    }
-    if (c >= 0xE0) {
-        d->p++;
-        *neg = 1;
-        *i = (int8_t)c;
-        return 0;
-    }
-    if (c < 0xCC || c > 0xD3) {
-        return wrong_type(d, what, "an integer", c);
-    }
-    d->p++;
-    sz = (size_t)1 << ((c - 0xCC) & 3);
-    rv = rd_be(d, what, sz, &v);
-    if (rv != 0) {
-        return rv;
-    }
-    if (c >= 0xD0 && sz < 8 && (v >> (sz * 8 - 1)) != 0) {
-        v |= ~(uint64_t)0 << (sz * 8); /* sign-extend */
-    }
-    if (c >= 0xD0 && (v >> 63) != 0) {
-        *neg = 1;
-        memcpy(i, &v, sizeof *i);
-    } else {
-        *u = v;
+    if (t != TKV_MP_ARRAY) {
+        return wrong_type(d, what, "an array", t);
     }
     return 0;
 }
 
 static int rd_uint(struct dec *d, const char *what, uint64_t *u)
 {
-    int neg;
-    int64_t i;
-    int rv = rd_integer(d, what, &neg, u, &i);
-    if (rv != 0) {
-        return rv;
+    int64_t i = 0;
+    if (tkv_mpr_uint(&d->r, u) == 0) {
+        return 0;
     }
-    if (neg) {
+    if (d->r.why == TKV_MPR_RANGE && tkv_mpr_int(&d->r, &i) == 0) {
         return fail(d, "%s is negative (%lld)", what, (long long)i);
     }
-    return 0;
+    return read_failed(d, what, "an integer");
 }
 
 static int rd_int(struct dec *d, const char *what, int64_t *i)
 {
-    int neg;
-    uint64_t u;
-    int rv = rd_integer(d, what, &neg, &u, i);
-    if (rv != 0) {
-        return rv;
+    uint64_t u = 0;
+    if (tkv_mpr_int(&d->r, i) == 0) {
+        return 0;
     }
-    if (!neg) {
-        if (u > INT64_MAX) {
-            return fail(d, "%s is out of range (%llu)", what,
-                        (unsigned long long)u);
-        }
-        *i = (int64_t)u;
+    if (d->r.why == TKV_MPR_RANGE && tkv_mpr_uint(&d->r, &u) == 0) {
+        return fail(d, "%s is out of range (%llu)", what,
+                    (unsigned long long)u);
     }
-    return 0;
+    return read_failed(d, what, "an integer");
 }
 
 /* bin (is_str 0) or str (is_str 1) payload, pointing into the input. */
-static int rd_raw(struct dec *d, const char *what, int is_str,
-                  const uint8_t **p, uint32_t *n)
+static int rd_raw(struct dec *d,
+                  const char *what,
+                  int is_str,
+                  const uint8_t **p,
+                  uint32_t *n)
 {
-    uint64_t v;
-    uint8_t c;
-    int rv = rd_peek(d, what, &c);
-    if (rv != 0) {
-        return rv;
-    }
-    if (is_str && c >= 0xA0 && c <= 0xBF) {
-        d->p++;
-        v = c & 0x1F;
-    } else if ((is_str && c >= 0xD9 && c <= 0xDB) ||
-               (!is_str && c >= 0xC4 && c <= 0xC6)) {
-        d->p++;
-        rv = rd_be(d, what, (size_t)1 << (is_str ? c - 0xD9 : c - 0xC4), &v);
-        if (rv != 0) {
-            return rv;
+    const char *s = NULL;
+    int rv = is_str ? tkv_mpr_str(&d->r, &s, n) : tkv_mpr_bin(&d->r, p, n);
+    if (rv == 0) {
+        if (is_str) {
+            *p = (const uint8_t *)s;
         }
-    } else {
-        return wrong_type(d, what, is_str ? "str" : "bin", c);
+        return 0;
     }
-    if (v > remaining(d)) {
+    if (d->r.why == TKV_MPR_BODY) {
         return fail(d, "%s is truncated (%llu bytes, %zu left)", what,
-                    (unsigned long long)v, remaining(d));
+                    (unsigned long long)d->r.want, d->r.have);
     }
-    *p = d->p;
-    *n = (uint32_t)v;
-    d->p += v;
-    return 0;
+    return read_failed(d, what, is_str ? "str" : "bin");
 }
 
 static int rd_key(struct dec *d, const uint8_t **key, uint16_t *klen)
 {
     struct tkv_err kerr;
-    const uint8_t *p;
-    uint32_t n;
+    const uint8_t *p = NULL;
+    uint32_t n = 0;
     int rv = rd_raw(d, "key", 0, &p, &n);
     if (rv != 0) {
         return rv;
@@ -473,7 +376,10 @@ struct store {
     size_t muts_cap;
 };
 
-static int grow(void **arr, size_t *cap, size_t need, size_t size,
+static int grow(void **arr,
+                size_t *cap,
+                size_t need,
+                size_t size,
                 struct tkv_err *err)
 {
     size_t c = *cap < 16 ? 16 : *cap;
@@ -661,11 +567,10 @@ static int decode_member_id(struct dec *d, struct tkv_cmd *c)
     return rv;
 }
 
-static int decode_member_set(struct dec *d, struct tkv_cmd *c,
-                             struct store *st)
+static int decode_member_set(struct dec *d, struct tkv_cmd *c, struct store *st)
 {
-    const uint8_t *p;
-    uint32_t n;
+    const uint8_t *p = NULL;
+    uint32_t n = 0;
     int rv = decode_member_id(d, c);
     if (rv != 0) {
         return rv;
@@ -683,8 +588,7 @@ static int decode_member_set(struct dec *d, struct tkv_cmd *c,
     return 0;
 }
 
-static int decode_member_del(struct dec *d, struct tkv_cmd *c,
-                             struct store *st)
+static int decode_member_del(struct dec *d, struct tkv_cmd *c, struct store *st)
 {
     return decode_member_id(d, c);
 }
@@ -735,8 +639,11 @@ int tkv_cmd_encode(const struct tkv_cmd *cmd, struct tkv_buf *body)
     return rv;
 }
 
-int tkv_entry_encode(int64_t timestamp_ms, size_t ncmds, const uint8_t *body,
-                     size_t body_len, struct tkv_buf *out)
+int tkv_entry_encode(int64_t timestamp_ms,
+                     size_t ncmds,
+                     const uint8_t *body,
+                     size_t body_len,
+                     struct tkv_buf *out)
 {
     static const uint8_t zeros[8];
     msgpack_packer pk;
@@ -798,21 +705,23 @@ static int check_padding(struct dec *d)
         return fail(d, "%zu trailing bytes after entry", rest);
     }
     for (i = 0; i < rest; i++) {
-        if (d->p[i] != 0) {
+        if (d->r.p[d->r.off + i] != 0) {
             return fail(d, "trailing bytes after entry (non-zero padding)");
         }
     }
     return 0;
 }
 
-int tkv_entry_decode(const uint8_t *buf, size_t len, struct tkv_entry *e,
+int tkv_entry_decode(const uint8_t *buf,
+                     size_t len,
+                     struct tkv_entry *e,
                      struct tkv_err *err)
 {
     struct store st;
     struct dec d;
     struct tkv_cmd *cmds = NULL;
     uint64_t format;
-    int64_t ts;
+    int64_t ts = 0;
     uint32_t n;
     uint32_t i;
     size_t ci;
@@ -820,8 +729,7 @@ int tkv_entry_decode(const uint8_t *buf, size_t len, struct tkv_entry *e,
     int rv;
 
     memset(&st, 0, sizeof st);
-    d.p = buf;
-    d.end = buf;
+    tkv_mpr_init(&d.r, buf, 0);
     d.err = err;
     d.cmd = -1;
     d.kind = NULL;
@@ -831,7 +739,7 @@ int tkv_entry_decode(const uint8_t *buf, size_t len, struct tkv_entry *e,
     if (buf == NULL || len == 0 || len % 8 != 0) {
         return fail(&d, "length %zu is not a positive multiple of 8", len);
     }
-    d.end = buf + len;
+    tkv_mpr_init(&d.r, buf, len);
     rv = rd_array(&d, "entry", &n);
     if (rv != 0) {
         return rv;

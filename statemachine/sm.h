@@ -30,6 +30,8 @@
 
 #define TKV_LIST_DEFAULT_LIMIT 100
 #define TKV_LIST_MAX_LIMIT 1000
+/* Per-item allowance for a reply's framing, used with max_bytes. */
+#define TKV_LIST_ITEM_OVERHEAD 32
 /* base64url of: 1 format byte + 1 flag byte + 8 selector hash + key */
 #define TKV_CURSOR_MAX (((2 + 8 + TKV_KEY_MAX) * 4 + 2) / 3 + 1)
 
@@ -105,6 +107,9 @@ struct tkv_list_query {
     int reverse;
     const char *cursor;    /* NULL = first page; base64url text */
     size_t cursor_len;
+    size_t max_bytes;      /* 0 = no budget; else end the page (after at
+                              least one item) before the items' key + value
+                              + TKV_LIST_ITEM_OVERHEAD bytes exceed it */
 };
 
 struct tkv_list_result {

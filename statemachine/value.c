@@ -19,8 +19,8 @@
  * (b) allocates count * sizeof(msgpack_object) for an array header before
  * checking that the bytes exist (5 hostile bytes ask for 128 GB), and
  * (c) gives up at 32 nested containers with the same code as out of memory.
- * The byte walker allocates nothing except for the duplicate-key check of
- * big maps. fuzz_value cross-checks the two walkers against each other and
+ * The byte walker reads through the strict cursor of common/mpread.h and
+ * allocates nothing except for the duplicate-key check of big maps. fuzz_value cross-checks the two walkers against each other and
  * against json_dumps. */
 #include "value.h"
 
@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
+#include "../common/mpread.h"
 
 #define NOT_JSON "Value is not JSON serializable: "
 
@@ -41,10 +42,9 @@
 /* Nesting limit actually enforced. A value deeper than msgpack-c's unpacker
  * can go could be stored but never unpacked again by a reader, so the limit
  * is the smaller of the two. Depth counts containers: a scalar is 0, [] 1. */
-#define DEPTH_MAX                                \
-    (TKV_VALUE_MAX_DEPTH < MSGPACK_UNPACK_DEPTH \
-         ? TKV_VALUE_MAX_DEPTH                  \
-         : MSGPACK_UNPACK_DEPTH)
+#define DEPTH_MAX                                                     \
+    (TKV_VALUE_MAX_DEPTH < MSGPACK_UNPACK_DEPTH ? TKV_VALUE_MAX_DEPTH \
+                                                : MSGPACK_UNPACK_DEPTH)
 
 /* Maps up to this size look for duplicate keys pairwise, without
  * allocating; bigger ones sort their keys. */
@@ -52,7 +52,9 @@
 
 static int not_json(struct tkv_err *err, const char *reason)
 {
-    return tkv_err_set(err, TKV_ENOT_JSON, NOT_JSON "%s", reason);
+    tkv_err_set(err, TKV_ENOT_JSON, NOT_JSON "%s", reason);
+    /* a constant, so the compiler sees every failure path return non-zero */
+    return TKV_ENOT_JSON;
 }
 
 int tkv_value_too_large(size_t json_len, struct tkv_err *err)
@@ -84,9 +86,10 @@ static size_t int_json_len(int64_t i)
     return uint_json_len((uint64_t)i);
 }
 
-/* Mirrors the snprintf branch of jansson 2.14's jsonp_dtostr(). The caller
- * has refused NaN and infinities. */
-static size_t real_json_len(double d)
+/* Length of "%.17g" as jansson 2.14's jsonp_dtostr() adjusts it: ".0"
+ * appended when there is neither a point nor an exponent, '+' and leading
+ * zeros dropped from the exponent. The slow, always right way. */
+static size_t real_json_len_printf(double d)
 {
     char buf[40];
     int n = snprintf(buf, sizeof buf, "%.17g", d);
@@ -107,7 +110,7 @@ static size_t real_json_len(double d)
         }
     }
     if (e == NULL) {
-        return point ? len : len + 2; /* ".0" appended */
+        return point ? len : len + 2;
     }
     e++;
     if (*e == '+') {
@@ -123,9 +126,131 @@ static size_t real_json_len(double d)
     return len;
 }
 
+/* 5^0 .. 5^27, the powers of five that fit in 64 bits. */
+/* clang-format off */
+static const uint64_t pow5[28] = {
+    1ull, 5ull, 25ull,
+    125ull, 625ull, 3125ull,
+    15625ull, 78125ull, 390625ull,
+    1953125ull, 9765625ull, 48828125ull,
+    244140625ull, 1220703125ull, 6103515625ull,
+    30517578125ull, 152587890625ull, 762939453125ull,
+    3814697265625ull, 19073486328125ull, 95367431640625ull,
+    476837158203125ull, 2384185791015625ull, 11920928955078125ull,
+    59604644775390625ull, 298023223876953125ull, 1490116119384765625ull,
+    7450580596923828125ull,
+};
+/* clang-format on */
+
+#define E16 10000000000000000ull
+#define E17 100000000000000000ull
+
+/* The same length without printf, for 1e-15 <= a < 1e17 (a > 0): the 17
+ * significant digits of a are round(a * 10^k) for the k that puts that
+ * number in [1e16, 1e17), computed exactly as m * 5^k * 2^(e+k) in 128
+ * bits and rounded half to even as glibc's printf does. 0 when a is out of
+ * that range (the caller then uses printf). printf costs 0.3-1 us a call,
+ * which made it most of the cost of checking a log entry. */
+static size_t real_json_len_fast(double a)
+{
+    uint64_t bits;
+    uint64_t m;
+    int e;
+    int k;
+    int x;
+    int tries;
+
+    memcpy(&bits, &a, sizeof bits);
+    if (((bits >> 52) & 0x7FF) == 0) {
+        return 0; /* subnormal */
+    }
+    m = (bits & 0xFFFFFFFFFFFFFull) | (1ull << 52);
+    e = (int)((bits >> 52) & 0x7FF) - 1075; /* a = m * 2^e */
+    k = 16 - (int)floor(log10(a));          /* may be off by one */
+
+    for (tries = 0; tries < 3; tries++) {
+        unsigned __int128 p = m;
+        uint64_t q;
+        int sh = e + k;
+        int i;
+        int sig;
+        int tz = 0;
+
+        if (k < 0 || k > 31) {
+            return 0; /* m * 5^k must fit in 128 bits */
+        }
+        p *= pow5[k < 27 ? k : 27];
+        for (i = 27; i < k; i++) {
+            p *= 5;
+        }
+        if (sh >= 0) {
+            if (sh > 10) {
+                return 0;
+            }
+            p <<= sh;
+        } else {
+            unsigned __int128 rem;
+            unsigned __int128 half;
+            if (-sh > 126) {
+                return 0;
+            }
+            rem = p & ((((unsigned __int128)1) << -sh) - 1);
+            half = ((unsigned __int128)1) << (-sh - 1);
+            p >>= -sh;
+            if (rem > half || (rem == half && (p & 1) != 0)) {
+                p++;
+            }
+        }
+        if (p < E16) {
+            k++;
+            continue;
+        }
+        if (p > E17 || (p == E17 && tries == 0)) {
+            k--;
+            continue;
+        }
+        /* rounding carried into an 18th digit: 1 followed by zeros */
+        q = p == E17 ? E16 : (uint64_t)p;
+        x = (p == E17 ? 17 : 16) - k; /* decimal exponent of the result */
+        while (q % 10 == 0) {
+            q /= 10;
+            tz++;
+        }
+        sig = 17 - tz;
+        if (x < -4) {
+            /* d[.ddd]e-X: jansson drops the exponent's leading zeros */
+            return (size_t)(sig + (sig > 1) + 2 +
+                            (int)uint_json_len((uint64_t)-x));
+        }
+        if (x < 0) {
+            return (size_t)(2 + (-x - 1) + sig); /* 0.000ddd */
+        }
+        if (sig > x + 1) {
+            return (size_t)(sig + 1); /* ddd.ddd */
+        }
+        return (size_t)(x + 1 + 2); /* ddd and jansson's ".0" */
+    }
+    return 0;
+}
+
+static size_t real_json_len(double d)
+{
+    double a = fabs(d);
+    size_t n;
+    if (a == 0) {
+        return signbit(d) ? 4 : 3; /* "-0.0", "0.0" */
+    }
+    n = real_json_len_fast(a);
+    if (n == 0) {
+        return real_json_len_printf(d);
+    }
+    return n + (d < 0);
+}
+
 /* Extra bytes dump_string writes for an ASCII byte: \" \\ \b \f \n \r \t
  * take one more, other control characters become \u00XX (five more). 0x7F
  * and '/' are written as they are. */
+/* clang-format off */
 static const uint8_t escape_extra[128] = {
     5, 5, 5, 5, 5, 5, 5, 5, 1, 1, 1, 5, 1, 1, 5, 5, /* 0x00 */
     5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* 0x10 */
@@ -136,6 +261,7 @@ static const uint8_t escape_extra[128] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x60 */
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x70 */
 };
+/* clang-format on */
 
 /* JSON length of a string, quotes included; -1 when it is not UTF-8 as
  * jansson's utf8_iterate() accepts it (no overlong forms, no surrogates,
@@ -275,10 +401,14 @@ static int range_error(uint64_t u, struct tkv_err *err)
 
 /* ---- walker over an unpacked object ---- */
 
-static int obj_len(const msgpack_object *o, int depth, size_t *len,
+static int obj_len(const msgpack_object *o,
+                   int depth,
+                   size_t *len,
                    struct tkv_err *err);
 
-static int obj_map_len(const msgpack_object_map *m, int depth, size_t *len,
+static int obj_map_len(const msgpack_object_map *m,
+                       int depth,
+                       size_t *len,
                        struct tkv_err *err)
 {
     struct keyset ks;
@@ -321,7 +451,9 @@ out:
     return rv;
 }
 
-static int obj_len(const msgpack_object *o, int depth, size_t *len,
+static int obj_len(const msgpack_object *o,
+                   int depth,
+                   size_t *len,
                    struct tkv_err *err)
 {
     uint32_t i;
@@ -381,14 +513,15 @@ static int obj_len(const msgpack_object *o, int depth, size_t *len,
         case MSGPACK_OBJECT_BIN:
             return not_json(err, "binary data");
         case MSGPACK_OBJECT_EXT:
-            return tkv_err_set(err, TKV_ENOT_JSON,
-                               NOT_JSON "extension type %d", o->via.ext.type);
+            return tkv_err_set(err, TKV_ENOT_JSON, NOT_JSON "extension type %d",
+                               o->via.ext.type);
     }
     return tkv_err_set(err, TKV_ENOT_JSON, NOT_JSON "unknown msgpack type %d",
                        (int)o->type);
 }
 
-int tkv_value_check(const msgpack_object *obj, size_t *json_len,
+int tkv_value_check(const msgpack_object *obj,
+                    size_t *json_len,
                     struct tkv_err *err)
 {
     size_t len = 0;
@@ -408,8 +541,7 @@ int tkv_value_check(const msgpack_object *obj, size_t *json_len,
 /* ---- walker over msgpack bytes ---- */
 
 struct walk {
-    const uint8_t *p;
-    const uint8_t *end;
+    struct tkv_mpr r;
     struct tkv_err *err;
 };
 
@@ -418,65 +550,14 @@ static int truncated(struct walk *w)
     return not_json(w->err, "truncated msgpack");
 }
 
-/* Big-endian unsigned of n (1, 2, 4 or 8) bytes; the caller checked room. */
-static uint64_t be(const uint8_t *p, size_t n)
-{
-    uint64_t v = 0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-/* Consume n bytes of payload after a header; NULL when they are missing. */
-static const uint8_t *take(struct walk *w, uint64_t n)
-{
-    const uint8_t *p = w->p;
-    if (n > (uint64_t)(w->end - w->p)) {
-        return NULL;
-    }
-    w->p += n;
-    return p;
-}
-
-/* Reads a str header at w->p (the type byte already consumed as `c`):
- * 1 if c starts a str, with *s and *n set; 0 if c is not a str; negative
- * on truncation. */
-static int walk_str(struct walk *w, uint8_t c, const uint8_t **s, size_t *n)
-{
-    size_t hdr;
-    const uint8_t *h;
-    if (c >= 0xA0 && c <= 0xBF) {
-        *n = c & 0x1F;
-    } else if (c >= 0xD9 && c <= 0xDB) {
-        hdr = (size_t)1 << (c - 0xD9);
-        h = take(w, hdr);
-        if (h == NULL) {
-            return truncated(w);
-        }
-        *n = (size_t)be(h, hdr);
-    } else {
-        return 0;
-    }
-    *s = take(w, *n);
-    if (*s == NULL) {
-        return truncated(w);
-    }
-    return 1;
-}
-
 static int walk_value(struct walk *w, int depth, size_t *len);
 
-static int walk_array(struct walk *w, uint64_t count, int depth, size_t *len)
+static int walk_array(struct walk *w, uint32_t count, int depth, size_t *len)
 {
     size_t total = 2 + (count > 0 ? count - 1 : 0);
-    uint64_t i;
+    uint32_t i;
     int rv;
 
-    if (depth >= DEPTH_MAX) {
-        return depth_error(w->err);
-    }
     for (i = 0; i < count; i++) {
         size_t n;
         rv = walk_value(w, depth + 1, &n);
@@ -489,50 +570,39 @@ static int walk_array(struct walk *w, uint64_t count, int depth, size_t *len)
     return 0;
 }
 
-static int walk_map(struct walk *w, uint64_t count, int depth, size_t *len)
+static int walk_map(struct walk *w, uint32_t count, int depth, size_t *len)
 {
     struct keyset ks;
     size_t total = 2 + (count > 0 ? count - 1 : 0);
-    uint64_t i;
+    uint32_t i;
     int rv;
 
-    if (depth >= DEPTH_MAX) {
-        return depth_error(w->err);
-    }
     /* every key and value takes at least one byte: a bigger count is a
      * truncated map, and must not size an allocation */
-    if (count > (uint64_t)(w->end - w->p) / 2) {
+    if (count > tkv_mpr_remaining(&w->r) / 2) {
         return truncated(w);
     }
-    rv = keyset_init(&ks, (size_t)count, w->err);
+    rv = keyset_init(&ks, count, w->err);
     if (rv != 0) {
         return rv;
     }
     for (i = 0; i < count; i++) {
-        const uint8_t *k;
-        size_t kn;
+        const char *k;
+        uint32_t kn;
         size_t klen;
         size_t vlen;
-        uint8_t c;
 
-        if (w->p == w->end) {
-            rv = truncated(w);
+        if (tkv_mpr_str(&w->r, &k, &kn) != 0) {
+            rv = w->r.why == TKV_MPR_TYPE
+                     ? not_json(w->err, "object key is not a string")
+                     : truncated(w);
             goto out;
         }
-        c = *w->p++;
-        rv = walk_str(w, c, &k, &kn);
-        if (rv < 0) {
-            goto out;
-        }
-        if (rv == 0) {
-            rv = not_json(w->err, "object key is not a string");
-            goto out;
-        }
-        if (string_json_len(k, kn, &klen) != 0) {
+        if (string_json_len((const uint8_t *)k, kn, &klen) != 0) {
             rv = not_json(w->err, "invalid UTF-8 in an object key");
             goto out;
         }
-        ks.keys[i].p = k;
+        ks.keys[i].p = (const uint8_t *)k;
         ks.keys[i].n = kn;
         rv = walk_value(w, depth + 1, &vlen);
         if (rv != 0) {
@@ -540,7 +610,7 @@ static int walk_map(struct walk *w, uint64_t count, int depth, size_t *len)
         }
         total += klen + 1 + vlen;
     }
-    if (has_duplicate(ks.keys, (size_t)count)) {
+    if (has_duplicate(ks.keys, count)) {
         rv = not_json(w->err, "duplicate object key");
         goto out;
     }
@@ -550,166 +620,97 @@ out:
     return rv;
 }
 
+/* Every read below is of the type tkv_mpr_peek() found, so a failed one
+ * means the item is cut short. */
 static int walk_value(struct walk *w, int depth, size_t *len)
 {
-    const uint8_t *h;
-    const uint8_t *s;
-    size_t n;
-    uint8_t c;
-    int rv;
+    struct tkv_mpr *r = &w->r;
+    enum tkv_mp_type t;
+    const char *s;
+    uint32_t n;
+    uint64_t u;
+    int64_t i;
+    double d;
+    int8_t x;
+    int b;
 
-    if (w->p == w->end) {
-        return truncated(w);
-    }
-    c = *w->p++;
-    if (c <= 0x7F) {
-        *len = uint_json_len(c);
-        return 0;
-    }
-    if (c >= 0xE0) {
-        *len = int_json_len((int8_t)c);
-        return 0;
-    }
-    if (c <= 0x8F) {
-        return walk_map(w, c & 0x0F, depth, len);
-    }
-    if (c <= 0x9F) {
-        return walk_array(w, c & 0x0F, depth, len);
-    }
-    rv = walk_str(w, c, &s, &n);
-    if (rv < 0) {
-        return rv;
-    }
-    if (rv > 0) {
-        if (string_json_len(s, n, len) != 0) {
-            return not_json(w->err, "invalid UTF-8 in a string");
-        }
-        return 0;
-    }
-    switch (c) {
-        case 0xC0:
+    switch (tkv_mpr_peek(r)) {
+        case TKV_MP_END:
+            return truncated(w);
+        case TKV_MP_NIL:
+            if (tkv_mpr_nil(r) != 0) {
+                return truncated(w);
+            }
             *len = 4;
             return 0;
-        case 0xC2:
-            *len = 5;
-            return 0;
-        case 0xC3:
-            *len = 4;
-            return 0;
-        case 0xC4:
-        case 0xC5:
-        case 0xC6:
-            return not_json(w->err, "binary data");
-        case 0xC7:
-        case 0xC8:
-        case 0xC9:
-        case 0xD4:
-        case 0xD5:
-        case 0xD6:
-        case 0xD7:
-        case 0xD8: {
-            /* the ext type byte follows the length (if any) */
-            size_t skip = c <= 0xC9 ? (size_t)1 << (c - 0xC7) : 0;
-            h = take(w, skip + 1);
-            if (h == NULL) {
+        case TKV_MP_BOOL:
+            if (tkv_mpr_bool(r, &b) != 0) {
                 return truncated(w);
             }
-            return tkv_err_set(w->err, TKV_ENOT_JSON,
-                               NOT_JSON "extension type %d",
-                               (int)(int8_t)h[skip]);
-        }
-        case 0xCA: {
-            union {
-                uint32_t u;
-                float f;
-            } v;
-            h = take(w, 4);
-            if (h == NULL) {
-                return truncated(w);
-            }
-            v.u = (uint32_t)be(h, 4);
-            if (!isfinite(v.f)) {
-                return real_error(v.f, w->err);
-            }
-            *len = real_json_len(v.f);
+            *len = b ? 4 : 5;
             return 0;
-        }
-        case 0xCB: {
-            union {
-                uint64_t u;
-                double d;
-            } v;
-            h = take(w, 8);
-            if (h == NULL) {
+        case TKV_MP_UINT:
+            if (tkv_mpr_uint(r, &u) != 0) {
                 return truncated(w);
             }
-            v.u = be(h, 8);
-            if (!isfinite(v.d)) {
-                return real_error(v.d, w->err);
-            }
-            *len = real_json_len(v.d);
-            return 0;
-        }
-        case 0xCC:
-        case 0xCD:
-        case 0xCE:
-        case 0xCF: {
-            size_t sz = (size_t)1 << (c - 0xCC);
-            uint64_t u;
-            h = take(w, sz);
-            if (h == NULL) {
-                return truncated(w);
-            }
-            u = be(h, sz);
             if (u > INT64_MAX) {
                 return range_error(u, w->err);
             }
             *len = uint_json_len(u);
             return 0;
-        }
-        case 0xD0:
-        case 0xD1:
-        case 0xD2:
-        case 0xD3: {
-            size_t sz = (size_t)1 << (c - 0xD0);
-            uint64_t u;
-            int64_t i;
-            h = take(w, sz);
-            if (h == NULL) {
+        case TKV_MP_NINT:
+            if (tkv_mpr_int(r, &i) != 0) {
                 return truncated(w);
             }
-            u = be(h, sz);
-            /* sign-extend from sz bytes */
-            if (sz < 8 && (u >> (sz * 8 - 1)) != 0) {
-                u |= ~(uint64_t)0 << (sz * 8);
-            }
-            memcpy(&i, &u, sizeof i);
             *len = int_json_len(i);
             return 0;
-        }
-        case 0xDC:
-        case 0xDD:
-        case 0xDE:
-        case 0xDF: {
-            size_t sz = (c == 0xDC || c == 0xDE) ? 2 : 4;
-            uint64_t count;
-            h = take(w, sz);
-            if (h == NULL) {
+        case TKV_MP_FLOAT:
+            if (tkv_mpr_float(r, &d) != 0) {
                 return truncated(w);
             }
-            count = be(h, sz);
-            if (c <= 0xDD) {
-                return walk_array(w, count, depth, len);
+            if (!isfinite(d)) {
+                return real_error(d, w->err);
             }
-            return walk_map(w, count, depth, len);
-        }
+            *len = real_json_len(d);
+            return 0;
+        case TKV_MP_STR:
+            if (tkv_mpr_str(r, &s, &n) != 0) {
+                return truncated(w);
+            }
+            if (string_json_len((const uint8_t *)s, n, len) != 0) {
+                return not_json(w->err, "invalid UTF-8 in a string");
+            }
+            return 0;
+        case TKV_MP_BIN:
+            return not_json(w->err, "binary data");
+        case TKV_MP_EXT:
+            /* named from the header: its data need not be there */
+            if (tkv_mpr_ext_type(r, &x) != 0) {
+                return truncated(w);
+            }
+            return tkv_err_set(w->err, TKV_ENOT_JSON,
+                               NOT_JSON "extension type %d", (int)x);
+        case TKV_MP_ARRAY:
+        case TKV_MP_MAP:
+            if (tkv_mpr_container(r, &t, &n) != 0) {
+                return truncated(w);
+            }
+            if (depth >= DEPTH_MAX) {
+                return depth_error(w->err);
+            }
+            if (t == TKV_MP_ARRAY) {
+                return walk_array(w, n, depth, len);
+            }
+            return walk_map(w, n, depth, len);
+        default:
+            /* 0xc1: never used by msgpack */
+            return not_json(w->err, "malformed msgpack (byte 0xC1)");
     }
-    /* 0xC1: never used by msgpack */
-    return tkv_err_set(w->err, TKV_ENOT_JSON,
-                       NOT_JSON "malformed msgpack (byte 0x%02X)", c);
 }
 
-int tkv_value_check_bytes(const uint8_t *mp, size_t len, size_t *json_len,
+int tkv_value_check_bytes(const uint8_t *mp,
+                          size_t len,
+                          size_t *json_len,
                           struct tkv_err *err)
 {
     struct walk w;
@@ -719,14 +720,13 @@ int tkv_value_check_bytes(const uint8_t *mp, size_t len, size_t *json_len,
     if (len == 0) {
         return not_json(err, "empty msgpack");
     }
-    w.p = mp;
-    w.end = mp + len;
+    tkv_mpr_init(&w.r, mp, len);
     w.err = err;
     rv = walk_value(&w, 0, &n);
     if (rv != 0) {
         return rv;
     }
-    if (w.p != w.end) {
+    if (tkv_mpr_remaining(&w.r) != 0) {
         return not_json(err, "trailing bytes after the value");
     }
     if (json_len != NULL) {
@@ -740,7 +740,9 @@ int tkv_value_check_bytes(const uint8_t *mp, size_t len, size_t *json_len,
 
 /* ---- jansson -> msgpack ---- */
 
-static int pack_json(const json_t *v, msgpack_packer *pk, int depth,
+static int pack_json(const json_t *v,
+                     msgpack_packer *pk,
+                     int depth,
                      struct tkv_err *err)
 {
     int rv = 0;
@@ -803,8 +805,8 @@ static int pack_json(const json_t *v, msgpack_packer *pk, int depth,
                 size_t kn = json_object_iter_key_len(it);
                 rv = msgpack_pack_str(pk, kn);
                 if (rv == 0) {
-                    rv = msgpack_pack_str_body(pk, json_object_iter_key(it),
-                                               kn);
+                    rv =
+                        msgpack_pack_str_body(pk, json_object_iter_key(it), kn);
                 }
                 if (rv == 0) {
                     r = pack_json(json_object_iter_value(it), pk, depth + 1,
@@ -823,7 +825,8 @@ static int pack_json(const json_t *v, msgpack_packer *pk, int depth,
     return 0;
 }
 
-int tkv_value_from_json(const json_t *v, struct tkv_buf *out,
+int tkv_value_from_json(const json_t *v,
+                        struct tkv_buf *out,
                         struct tkv_err *err)
 {
     msgpack_packer pk;
@@ -875,8 +878,7 @@ static json_t *to_json(const msgpack_object *o)
             return json_real(o->via.f64);
         case MSGPACK_OBJECT_STR:
             /* UTF-8 already checked */
-            return json_stringn_nocheck(str_ptr(&o->via.str),
-                                        o->via.str.size);
+            return json_stringn_nocheck(str_ptr(&o->via.str), o->via.str.size);
         case MSGPACK_OBJECT_ARRAY:
             v = json_array();
             if (v == NULL) {

@@ -21,8 +21,9 @@
 /* 1 MB as the seed counts it: 1024 KB of 1024 bytes. */
 #define TKV_VALUE_MAX (1024u * 1024u)
 
-/* Deepest nesting accepted (arrays/objects), so recursion stays bounded. */
-#define TKV_VALUE_MAX_DEPTH 64
+/* Deepest nesting accepted (arrays/objects): msgpack-c's unpacker reads
+ * at most 32 levels back, and recursion stays bounded. */
+#define TKV_VALUE_MAX_DEPTH 32
 
 /* Check an unpacked msgpack object is a JSON value within the size limit.
  * *json_len (if not NULL) gets its compact JSON length.

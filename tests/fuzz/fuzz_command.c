@@ -13,11 +13,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)      \
-    do {                 \
-        if (!(cond)) {   \
-            abort();     \
-        }                \
+#define CHECK(cond)    \
+    do {               \
+        if (!(cond)) { \
+            abort();   \
+        }              \
     } while (0)
 
 static int inside(const void *p, size_t n, const uint8_t *buf, size_t len)
@@ -35,7 +35,8 @@ static int mut_equal(const struct tkv_mutation *a, const struct tkv_mutation *b)
              a->ttl_ms == b->ttl_ms));
 }
 
-static void check_mut(const struct tkv_mutation *m, const uint8_t *buf,
+static void check_mut(const struct tkv_mutation *m,
+                      const uint8_t *buf,
                       size_t len)
 {
     CHECK(m->type == TKV_CMD_SET || m->type == TKV_CMD_DELETE);
@@ -76,7 +77,8 @@ static int cmd_equal(const struct tkv_cmd *a, const struct tkv_cmd *b)
     return 1;
 }
 
-static void check_entry(const struct tkv_entry *e, const uint8_t *buf,
+static void check_entry(const struct tkv_entry *e,
+                        const uint8_t *buf,
                         size_t len)
 {
     size_t i;
@@ -95,9 +97,9 @@ static void check_entry(const struct tkv_entry *e, const uint8_t *buf,
                 CHECK(c->nchecks <= TKV_ATOMIC_MAX_CHECKS);
                 CHECK(c->nmuts <= TKV_ATOMIC_MAX_MUTATIONS);
                 for (k = 0; k < c->nchecks; k++) {
-                    CHECK(c->checks[k].klen > 0 &&
-                          inside(c->checks[k].key, c->checks[k].klen, buf,
-                                 len));
+                    CHECK(
+                        c->checks[k].klen > 0 &&
+                        inside(c->checks[k].key, c->checks[k].klen, buf, len));
                 }
                 for (k = 0; k < c->nmuts; k++) {
                     check_mut(&c->muts[k], buf, len);

@@ -82,8 +82,8 @@ static void pack_json(msgpack_packer *pk, const json_t *v)
                 size_t i, n = strlen(h) / 2;
                 uint8_t *p = malloc(n + 1);
                 for (i = 0; i < n; i++) {
-                    p[i] = (uint8_t)(hexval(h[2 * i]) << 4 |
-                                     hexval(h[2 * i + 1]));
+                    p[i] =
+                        (uint8_t)(hexval(h[2 * i]) << 4 | hexval(h[2 * i + 1]));
                 }
                 msgpack_pack_bin_with_body(pk, p, n);
                 free(p);
@@ -153,8 +153,7 @@ static size_t unhex(const char *h, uint8_t *out)
 }
 
 /* Decode a request given as JSON; returns the code, fills err. */
-static int req_json(const char *json, struct tkv_req *req,
-                    struct tkv_err *err)
+static int req_json(const char *json, struct tkv_req *req, struct tkv_err *err)
 {
     struct tkv_buf b;
     int rv;
@@ -173,9 +172,8 @@ static void check_req_err(const char *json, int code, const char *msg)
     struct tkv_err err;
     int rv = req_json(json, &req, &err);
     if (rv != code || (msg != NULL && strcmp(err.msg, msg) != 0)) {
-        fail_msg("%s\n  got %s \"%s\"\n  want %s \"%s\"", json,
-                 tkv_errname(rv), err.msg, tkv_errname(code),
-                 msg != NULL ? msg : "*");
+        fail_msg("%s\n  got %s \"%s\"\n  want %s \"%s\"", json, tkv_errname(rv),
+                 err.msg, tkv_errname(code), msg != NULL ? msg : "*");
     }
     assert_int_equal(err.code, code);
     tkv_req_close(&req);
@@ -204,7 +202,9 @@ static void check_req_ok(const char *json)
     tkv_req_close(&req);
 }
 
-static int rep_json(const char *json, int op, struct tkv_reply *rep,
+static int rep_json(const char *json,
+                    int op,
+                    struct tkv_reply *rep,
                     struct tkv_err *err)
 {
     struct tkv_buf b;
@@ -218,16 +218,14 @@ static int rep_json(const char *json, int op, struct tkv_reply *rep,
     return rv;
 }
 
-static void check_rep_err(const char *json, int op, int code,
-                          const char *msg)
+static void check_rep_err(const char *json, int op, int code, const char *msg)
 {
     struct tkv_reply rep;
     struct tkv_err err;
     int rv = rep_json(json, op, &rep, &err);
     if (rv != code || (msg != NULL && strcmp(err.msg, msg) != 0)) {
-        fail_msg("%s\n  got %s \"%s\"\n  want %s \"%s\"", json,
-                 tkv_errname(rv), err.msg, tkv_errname(code),
-                 msg != NULL ? msg : "*");
+        fail_msg("%s\n  got %s \"%s\"\n  want %s \"%s\"", json, tkv_errname(rv),
+                 err.msg, tkv_errname(code), msg != NULL ? msg : "*");
     }
     tkv_reply_close(&rep);
 }
@@ -241,8 +239,7 @@ static const uint8_t *frame_payload(const struct tkv_buf *b, size_t *len)
     return b->data + TKV_FRAME_HDR;
 }
 
-static void assert_bytes(const void *a, size_t alen, const void *b,
-                         size_t blen)
+static void assert_bytes(const void *a, size_t alen, const void *b, size_t blen)
 {
     assert_int_equal(alen, blen);
     if (alen > 0) {
@@ -250,7 +247,9 @@ static void assert_bytes(const void *a, size_t alen, const void *b,
     }
 }
 
-static void assert_opt_bytes(const void *a, size_t alen, const void *b,
+static void assert_opt_bytes(const void *a,
+                             size_t alen,
+                             const void *b,
                              size_t blen)
 {
     assert_int_equal(a == NULL, b == NULL);
@@ -972,9 +971,10 @@ static void test_req_id_op_errors(void **state)
     assert_int_equal(tkv_req_decode(p, n, &req, &err), TKV_EINVALID);
     assert_string_equal(err.msg, "duplicate argument 'op'");
     /* duplicate argument */
-    n = unhex("84a2696401a26f70a87472616e73666572a76e6f64655f696401"
-              "a76e6f64655f696402",
-              p);
+    n = unhex(
+        "84a2696401a26f70a87472616e73666572a76e6f64655f696401"
+        "a76e6f64655f696402",
+        p);
     assert_int_equal(tkv_req_decode(p, n, &req, &err), TKV_EINVALID);
     assert_string_equal(err.msg,
                         "duplicate argument 'node_id' for op 'transfer'");
@@ -993,22 +993,25 @@ static void test_req_id_op_errors(void **state)
 static void test_req_unknown_and_missing(void **state)
 {
     (void)state;
-    check_req_err("{\"id\": 1, \"op\": \"get\", \"key\": [\"a\"], "
-                  "\"foo\": 1}",
-                  TKV_EINVALID, "unknown argument 'foo' for op 'get'");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"get\", \"key\": [\"a\"], "
+        "\"foo\": 1}",
+        TKV_EINVALID, "unknown argument 'foo' for op 'get'");
     /* arguments of another op are unknown here */
-    check_req_err("{\"id\": 1, \"op\": \"get\", \"key\": [\"a\"], "
-                  "\"ttl_ms\": 1}",
-                  TKV_EINVALID, "unknown argument 'ttl_ms' for op 'get'");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"get\", \"key\": [\"a\"], "
+        "\"ttl_ms\": 1}",
+        TKV_EINVALID, "unknown argument 'ttl_ms' for op 'get'");
     check_req_err("{\"id\": 1, \"op\": \"status\", \"key\": [\"a\"]}",
                   TKV_EINVALID, "unknown argument 'key' for op 'status'");
-    check_req_err("{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], "
-                  "\"value\": {\"$bin\": 1}, \"consistency\": \"strong\"}",
-                  TKV_EINVALID,
-                  "unknown argument 'consistency' for op 'set'");
-    check_req_err("{\"id\": 1, \"op\": \"delete\", \"key\": [\"a\"], "
-                  "\"value\": {\"$bin\": 1}}",
-                  TKV_EINVALID, "unknown argument 'value' for op 'delete'");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], "
+        "\"value\": {\"$bin\": 1}, \"consistency\": \"strong\"}",
+        TKV_EINVALID, "unknown argument 'consistency' for op 'set'");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"delete\", \"key\": [\"a\"], "
+        "\"value\": {\"$bin\": 1}}",
+        TKV_EINVALID, "unknown argument 'value' for op 'delete'");
 
     check_req_err("{\"id\": 1, \"op\": \"get\"}", TKV_EINVALID,
                   "missing argument 'key' for op 'get': expected a key "
@@ -1031,16 +1034,18 @@ static void test_req_unknown_and_missing(void **state)
                   TKV_EINVALID,
                   "missing argument 'mutations' for op 'atomic': expected "
                   "an array of 1 to 1000 mutations");
-    check_req_err("{\"id\": 1, \"op\": \"atomic\", \"mutations\": [[2, "
-                  "[\"a\"]]]}",
-                  TKV_EINVALID,
-                  "missing argument 'checks' for op 'atomic': expected an "
-                  "array of at most 1000 [key, version] pairs");
-    check_req_err("{\"id\": 1, \"op\": \"member_add\", \"node_id\": 4, "
-                  "\"raft_address\": \"a:1\"}",
-                  TKV_EINVALID,
-                  "missing argument 'client_address' for op 'member_add': "
-                  "expected a string of 1 to 255 bytes");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"atomic\", \"mutations\": [[2, "
+        "[\"a\"]]]}",
+        TKV_EINVALID,
+        "missing argument 'checks' for op 'atomic': expected an "
+        "array of at most 1000 [key, version] pairs");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"member_add\", \"node_id\": 4, "
+        "\"raft_address\": \"a:1\"}",
+        TKV_EINVALID,
+        "missing argument 'client_address' for op 'member_add': "
+        "expected a string of 1 to 255 bytes");
     check_req_err("{\"id\": 1, \"op\": \"member_remove\"}", TKV_EINVALID,
                   "missing argument 'node_id' for op 'member_remove': "
                   "expected an integer > 0");
@@ -1168,8 +1173,9 @@ static void test_req_wrong_types(void **state)
         check_req_err(cases[i].json, TKV_EINVALID, cases[i].msg);
     }
     check_req_ok("{\"id\": 1, \"op\": \"transfer\", \"node_id\": 0}");
-    check_req_ok("{\"id\": 1, \"op\": \"list\", \"limit\": 1000, "
-                 "\"reverse\": false, \"consistency\": \"strong\"}");
+    check_req_ok(
+        "{\"id\": 1, \"op\": \"list\", \"limit\": 1000, "
+        "\"reverse\": false, \"consistency\": \"strong\"}");
 }
 
 static void test_req_keys(void **state)
@@ -1179,36 +1185,38 @@ static void test_req_keys(void **state)
     struct tkv_err err;
     int n;
     (void)state;
-    check_req_prefix("{\"id\": 1, \"op\": \"get\", \"key\": []}",
-                     TKV_EINVALID, "key: ");
+    check_req_prefix("{\"id\": 1, \"op\": \"get\", \"key\": []}", TKV_EINVALID,
+                     "key: ");
     check_req_prefix("{\"id\": 1, \"op\": \"get\", \"key\": \"a\"}",
                      TKV_EINVALID, "key: ");
     check_req_prefix("{\"id\": 1, \"op\": \"get\", \"key\": [[\"a\"]]}",
                      TKV_EINVALID, "key: ");
     check_req_prefix("{\"id\": 1, \"op\": \"get\", \"key\": [{}]}",
                      TKV_EINVALID, "key: ");
-    check_req_prefix("{\"id\": 1, \"op\": \"set\", \"key\": [{\"$bin\": 1}],"
-                     " \"value\": {\"$bin\": 1}}",
-                     TKV_EINVALID, "key: ");
+    check_req_prefix(
+        "{\"id\": 1, \"op\": \"set\", \"key\": [{\"$bin\": 1}],"
+        " \"value\": {\"$bin\": 1}}",
+        TKV_EINVALID, "key: ");
     check_req_prefix("{\"id\": 1, \"op\": \"list\", \"start\": []}",
                      TKV_EINVALID, "start: ");
     check_req_prefix("{\"id\": 1, \"op\": \"list\", \"end\": [null]}",
                      TKV_EINVALID, "end: ");
     check_req_prefix("{\"id\": 1, \"op\": \"list\", \"prefix\": 1}",
                      TKV_EINVALID, "prefix: ");
-    check_req_prefix("{\"id\": 1, \"op\": \"delete\", \"key\": "
-                     "[9007199254740993]}",
-                     TKV_EINVALID, "key: ");
+    check_req_prefix(
+        "{\"id\": 1, \"op\": \"delete\", \"key\": "
+        "[9007199254740993]}",
+        TKV_EINVALID, "key: ");
     /* NaN and infinity can't be written in JSON: hex */
     {
         uint8_t p[64];
-        size_t len = unhex("83a2696401a26f70a3676574a36b657991cb7ff8000000"
-                           "000000",
-                           p);
+        size_t len = unhex(
+            "83a2696401a26f70a3676574a36b657991cb7ff8000000"
+            "000000",
+            p);
         tkv_req_init(&req);
         assert_int_equal(tkv_req_decode(p, len, &req, &err), TKV_EINVALID);
-        assert_string_equal(err.msg,
-                            "key: key part 0 is not a finite number");
+        assert_string_equal(err.msg, "key: key part 0 is not a finite number");
         /* invalid UTF-8 in a string part */
         len = unhex("83a2696401a26f70a3676574a36b657991a1ff", p);
         assert_int_equal(tkv_req_decode(p, len, &req, &err), TKV_EINVALID);
@@ -1216,9 +1224,9 @@ static void test_req_keys(void **state)
         tkv_req_close(&req);
     }
     /* prefix [] is allowed, and only for prefix */
-    assert_int_equal(req_json("{\"id\": 1, \"op\": \"list\", \"prefix\": []}",
-                              &req, &err),
-                     0);
+    assert_int_equal(
+        req_json("{\"id\": 1, \"op\": \"list\", \"prefix\": []}", &req, &err),
+        0);
     assert_non_null(req.list.prefix);
     assert_int_equal(req.list.prefix_len, 0);
     assert_null(req.list.start);
@@ -1263,8 +1271,7 @@ static void test_req_values(void **state)
     msgpack_pack_str(&pk, n);
     msgpack_pack_str_body(&pk, big, n);
     tkv_req_init(&req);
-    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err),
-                     TKV_ETOO_LARGE);
+    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err), TKV_ETOO_LARGE);
     assert_string_equal(err.msg,
                         "Value size (1024.00 KB) exceeds the maximum "
                         "allowed size of 1 MB (1024 KB)");
@@ -1299,24 +1306,27 @@ static void test_req_values(void **state)
     tkv_buf_close(&b);
 
     /* not JSON: value.h's message unchanged */
-    check_req_err("{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], \"value\": "
-                  "{\"$raw\": \"cb7ff8000000000000\"}}",
-                  TKV_ENOT_JSON,
-                  "Value is not JSON serializable: number is NaN");
-    check_req_err("{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], \"value\": "
-                  "{\"$raw\": \"\"}}",
-                  TKV_ENOT_JSON,
-                  "Value is not JSON serializable: empty msgpack");
-    check_req_prefix("{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], "
-                     "\"value\": {\"$raw\": \"0101\"}}",
-                     TKV_ENOT_JSON, "Value is not JSON serializable: ");
-    check_req_prefix("{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], "
-                     "\"value\": {\"$raw\": \"ddffffffff\"}}",
-                     TKV_ENOT_JSON, "Value is not JSON serializable: ");
-    check_req_prefix("{\"id\": 1, \"op\": \"atomic\", \"checks\": [], "
-                     "\"mutations\": [[1, [\"a\"], {\"$raw\": \"c400\"}, "
-                     "0]]}",
-                     TKV_ENOT_JSON, "Value is not JSON serializable: ");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], \"value\": "
+        "{\"$raw\": \"cb7ff8000000000000\"}}",
+        TKV_ENOT_JSON, "Value is not JSON serializable: number is NaN");
+    check_req_err(
+        "{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], \"value\": "
+        "{\"$raw\": \"\"}}",
+        TKV_ENOT_JSON, "Value is not JSON serializable: empty msgpack");
+    check_req_prefix(
+        "{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], "
+        "\"value\": {\"$raw\": \"0101\"}}",
+        TKV_ENOT_JSON, "Value is not JSON serializable: ");
+    check_req_prefix(
+        "{\"id\": 1, \"op\": \"set\", \"key\": [\"a\"], "
+        "\"value\": {\"$raw\": \"ddffffffff\"}}",
+        TKV_ENOT_JSON, "Value is not JSON serializable: ");
+    check_req_prefix(
+        "{\"id\": 1, \"op\": \"atomic\", \"checks\": [], "
+        "\"mutations\": [[1, [\"a\"], {\"$raw\": \"c400\"}, "
+        "0]]}",
+        TKV_ENOT_JSON, "Value is not JSON serializable: ");
 }
 
 static void test_req_counts(void **state)
@@ -1343,8 +1353,7 @@ static void test_req_counts(void **state)
         msgpack_pack_int(&pk, i);
     }
     tkv_req_init(&req);
-    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err),
-                     TKV_EINVALID);
+    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err), TKV_EINVALID);
     assert_string_equal(err.msg, "keys must be an array of 1 to 1000 keys");
     tkv_req_close(&req);
 
@@ -1370,11 +1379,11 @@ static void test_req_counts(void **state)
     msgpack_pack_array(&pk, 1);
     msgpack_pack_int(&pk, 0);
     tkv_req_init(&req);
-    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err),
-                     TKV_EINVALID);
+    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err), TKV_EINVALID);
     assert_string_equal(
-        err.msg, "checks must be an array of at most 1000 [key, version] "
-                 "pairs");
+        err.msg,
+        "checks must be an array of at most 1000 [key, version] "
+        "pairs");
     tkv_req_close(&req);
 
     tkv_buf_reset(&b);
@@ -1394,8 +1403,7 @@ static void test_req_counts(void **state)
         msgpack_pack_int(&pk, i);
     }
     tkv_req_init(&req);
-    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err),
-                     TKV_EINVALID);
+    assert_int_equal(tkv_req_decode(b.data, b.len, &req, &err), TKV_EINVALID);
     assert_string_equal(err.msg,
                         "mutations must be an array of 1 to 1000 mutations");
     tkv_req_close(&req);
@@ -1449,10 +1457,10 @@ static void test_req_truncated(void **state)
     refs[0] = (struct tkv_keyref){k.b, k.n};
     refs[1] = (struct tkv_keyref){k2.b, k2.n};
     checks[0] = (struct tkv_check){k.b, (uint16_t)k.n, 5};
-    muts[0] = (struct tkv_mutation){TKV_CMD_SET, (uint16_t)k.n,
-                                    (uint32_t)v.len, k.b, v.data, 10};
-    muts[1] = (struct tkv_mutation){TKV_CMD_DELETE, (uint16_t)k2.n, 0,
-                                    k2.b, NULL, 0};
+    muts[0] = (struct tkv_mutation){TKV_CMD_SET, (uint16_t)k.n, (uint32_t)v.len,
+                                    k.b,         v.data,        10};
+    muts[1] =
+        (struct tkv_mutation){TKV_CMD_DELETE, (uint16_t)k2.n, 0, k2.b, NULL, 0};
 
     tkv_req_init(&r);
     r.id = 300;
@@ -1530,52 +1538,62 @@ static void test_reply_decode_errors(void **state)
          "version must be an unsigned integer"},
         {TKV_OP_SET, "{\"id\": 1, \"ok\": true, \"version\": 1, \"x\": 1}",
          "unknown field 'x' in the 'set' reply"},
-        {TKV_OP_SET, "{\"id\": 1, \"ok\": true, \"version\": 1, \"code\": "
-                     "\"INVALID\"}",
+        {TKV_OP_SET,
+         "{\"id\": 1, \"ok\": true, \"version\": 1, \"code\": "
+         "\"INVALID\"}",
          "unknown field 'code' in the 'set' reply"},
         {TKV_OP_GET, "{\"id\": 1, \"ok\": true, \"entry\": []}",
          "entry must be [key, value, version]"},
         {TKV_OP_GET, "{\"id\": 1, \"ok\": true, \"entry\": [[\"a\"], 1, 1]}",
          "entry must be bin (the msgpack bytes of a JSON value)"},
-        {TKV_OP_GET, "{\"id\": 1, \"ok\": true, \"entry\": [[\"a\"], "
-                     "{\"$bin\": 1}, -1]}",
+        {TKV_OP_GET,
+         "{\"id\": 1, \"ok\": true, \"entry\": [[\"a\"], "
+         "{\"$bin\": 1}, -1]}",
          "entry version must be an unsigned integer"},
-        {TKV_OP_GET, "{\"id\": 1, \"ok\": true, \"entry\": [[], "
-                     "{\"$bin\": 1}, 1]}",
+        {TKV_OP_GET,
+         "{\"id\": 1, \"ok\": true, \"entry\": [[], "
+         "{\"$bin\": 1}, 1]}",
          "entry: key must not be empty"},
-        {TKV_OP_GET, "{\"id\": 1, \"ok\": true, \"entry\": [[\"a\"], "
-                     "{\"$raw\": \"c1\"}, 1]}",
+        {TKV_OP_GET,
+         "{\"id\": 1, \"ok\": true, \"entry\": [[\"a\"], "
+         "{\"$raw\": \"c1\"}, 1]}",
          NULL},
         {TKV_OP_GET_MANY, "{\"id\": 1, \"ok\": true, \"entries\": 5}",
          "entries must be an array of at most 1000 entries or nils"},
-        {TKV_OP_GET_MANY, "{\"id\": 1, \"ok\": true, \"entries\": [null, "
-                          "7]}",
+        {TKV_OP_GET_MANY,
+         "{\"id\": 1, \"ok\": true, \"entries\": [null, "
+         "7]}",
          "entries[1] must be [key, value, version]"},
-        {TKV_OP_LIST, "{\"id\": 1, \"ok\": true, \"items\": [null], "
-                      "\"total\": 0, \"cursor\": null}",
+        {TKV_OP_LIST,
+         "{\"id\": 1, \"ok\": true, \"items\": [null], "
+         "\"total\": 0, \"cursor\": null}",
          "items[0] must be [key, value, version]"},
         {TKV_OP_LIST, "{\"id\": 1, \"ok\": true, \"items\": [], \"total\": 0}",
          "missing field 'cursor' in the 'list' reply: expected a string or "
          "nil"},
-        {TKV_OP_LIST, "{\"id\": 1, \"ok\": true, \"items\": [], \"total\": 0, "
-                      "\"cursor\": 3}",
+        {TKV_OP_LIST,
+         "{\"id\": 1, \"ok\": true, \"items\": [], \"total\": 0, "
+         "\"cursor\": 3}",
          "cursor must be a string or nil"},
         {TKV_OP_STATUS, "{\"id\": 1, \"ok\": true}",
          "missing field 'node_id' in the 'status' reply: expected an "
          "unsigned integer"},
         {TKV_OP_MEMBERS, "{\"id\": 1, \"ok\": true, \"members\": [1]}",
          "members[0] must be a map"},
-        {TKV_OP_MEMBERS, "{\"id\": 1, \"ok\": true, \"members\": [{\"id\": "
-                         "1, \"raft_address\": \"a\", \"client_address\": "
-                         "null}]}",
+        {TKV_OP_MEMBERS,
+         "{\"id\": 1, \"ok\": true, \"members\": [{\"id\": "
+         "1, \"raft_address\": \"a\", \"client_address\": "
+         "null}]}",
          "missing field 'role' in members[0]: expected a string"},
-        {TKV_OP_MEMBERS, "{\"id\": 1, \"ok\": true, \"members\": [{\"id\": "
-                         "1, \"raft_address\": \"a\", \"client_address\": "
-                         "null, \"role\": 5}]}",
+        {TKV_OP_MEMBERS,
+         "{\"id\": 1, \"ok\": true, \"members\": [{\"id\": "
+         "1, \"raft_address\": \"a\", \"client_address\": "
+         "null, \"role\": 5}]}",
          "members[0].role must be a string"},
-        {TKV_OP_MEMBERS, "{\"id\": 1, \"ok\": true, \"members\": [{\"id\": "
-                         "1, \"raft_address\": \"a\", \"client_address\": "
-                         "null, \"role\": \"voter\", \"zone\": 1}]}",
+        {TKV_OP_MEMBERS,
+         "{\"id\": 1, \"ok\": true, \"members\": [{\"id\": "
+         "1, \"raft_address\": \"a\", \"client_address\": "
+         "null, \"role\": \"voter\", \"zone\": 1}]}",
          "unknown field 'zone' in members[0]"},
         {TKV_OP_MEMBER_ADD, "{\"id\": 1, \"ok\": true, \"version\": 1}",
          "unknown field 'version' in the 'member_add' reply"},
@@ -1584,20 +1602,25 @@ static void test_reply_decode_errors(void **state)
          "word"},
         {TKV_OP_SET, "{\"id\": 1, \"ok\": false, \"code\": \"INVALID\"}",
          "missing field 'message' in the error reply: expected a string"},
-        {TKV_OP_SET, "{\"id\": 1, \"ok\": false, \"code\": \"OK\", "
-                     "\"message\": \"\"}",
+        {TKV_OP_SET,
+         "{\"id\": 1, \"ok\": false, \"code\": \"OK\", "
+         "\"message\": \"\"}",
          "error reply with code OK"},
-        {TKV_OP_SET, "{\"id\": 1, \"ok\": false, \"code\": 3, \"message\": "
-                     "\"\"}",
+        {TKV_OP_SET,
+         "{\"id\": 1, \"ok\": false, \"code\": 3, \"message\": "
+         "\"\"}",
          "code must be an error code word"},
-        {TKV_OP_SET, "{\"id\": 1, \"ok\": false, \"code\": \"CONFLICT\", "
-                     "\"message\": \"\", \"conflict\": \"a\"}",
+        {TKV_OP_SET,
+         "{\"id\": 1, \"ok\": false, \"code\": \"CONFLICT\", "
+         "\"message\": \"\", \"conflict\": \"a\"}",
          "conflict: key must be an array, not type string"},
-        {TKV_OP_SET, "{\"id\": 1, \"ok\": false, \"code\": \"NOT_LEADER\", "
-                     "\"message\": \"\", \"leader\": null}",
+        {TKV_OP_SET,
+         "{\"id\": 1, \"ok\": false, \"code\": \"NOT_LEADER\", "
+         "\"message\": \"\", \"leader\": null}",
          "leader must be a string"},
-        {TKV_OP_SET, "{\"id\": 1, \"ok\": false, \"code\": \"NOT_LEADER\", "
-                     "\"message\": \"\", \"version\": 3}",
+        {TKV_OP_SET,
+         "{\"id\": 1, \"ok\": false, \"code\": \"NOT_LEADER\", "
+         "\"message\": \"\", \"version\": 3}",
          "unknown field 'version' in the error reply"},
     };
     struct tkv_reply rep;
@@ -1615,10 +1638,17 @@ static void test_reply_decode_errors(void **state)
     assert_int_equal(rep.code, TKV_EINTERNAL);
     assert_string_equal(rep.message, "m");
     tkv_reply_close(&rep);
+    /* "" reads as nil where nil is allowed */
+    assert_int_equal(rep_json("{\"id\": 1, \"ok\": true, \"items\": [], "
+                              "\"total\": 0, \"cursor\": \"\"}",
+                              TKV_OP_LIST, &rep, &err),
+                     0);
+    assert_null(rep.cursor);
+    tkv_reply_close(&rep);
     /* an ok reply needs the op */
-    assert_int_equal(rep_json("{\"id\": 1, \"ok\": true}", TKV_OP_NONE, &rep,
-                              &err),
-                     TKV_EINVALID);
+    assert_int_equal(
+        rep_json("{\"id\": 1, \"ok\": true}", TKV_OP_NONE, &rep, &err),
+        TKV_EINVALID);
     assert_int_equal(rep.id, 1);
     tkv_reply_close(&rep);
 }
@@ -1654,10 +1684,10 @@ static void test_reply_hostile(void **state)
     msgpack_pack_nil(&pk);
     tkv_reply_init(&rep);
     rep.op = TKV_OP_LIST;
-    assert_int_equal(tkv_reply_decode(b.data, b.len, &rep, &err),
-                     TKV_EPROTO);
-    assert_string_equal(err.msg, "items must be an array of at most 1000 "
-                                 "[key, value, version] entries");
+    assert_int_equal(tkv_reply_decode(b.data, b.len, &rep, &err), TKV_EPROTO);
+    assert_string_equal(err.msg,
+                        "items must be an array of at most 1000 "
+                        "[key, value, version] entries");
     tkv_reply_close(&rep);
 
     /* 1025 members */
@@ -1674,8 +1704,7 @@ static void test_reply_hostile(void **state)
     }
     tkv_reply_init(&rep);
     rep.op = TKV_OP_MEMBERS;
-    assert_int_equal(tkv_reply_decode(b.data, b.len, &rep, &err),
-                     TKV_EPROTO);
+    assert_int_equal(tkv_reply_decode(b.data, b.len, &rep, &err), TKV_EPROTO);
     tkv_reply_close(&rep);
     tkv_buf_close(&b);
 
@@ -1822,9 +1851,9 @@ static void test_alloc_failures(void **state)
     for (i = 0; i < 200; i++) {
         snprintf(json, sizeof json, "[\"some key\", %zu, \"more\"]", i);
         mkkey(json, &ks[i]);
-        muts[i] = (struct tkv_mutation){TKV_CMD_SET, (uint16_t)ks[i].n,
-                                        (uint32_t)v.len, ks[i].b, v.data,
-                                        0};
+        muts[i] = (struct tkv_mutation){TKV_CMD_SET,     (uint16_t)ks[i].n,
+                                        (uint32_t)v.len, ks[i].b,
+                                        v.data,          0};
     }
     tkv_req_init(&r);
     r.id = 1;
@@ -1876,8 +1905,8 @@ static void test_alloc_failures(void **state)
         struct tkv_reply rep, rout;
         static struct tkv_entry_ref es[200];
         for (i = 0; i < 200; i++) {
-            es[i] = (struct tkv_entry_ref){ks[i].b, ks[i].n, v.data, v.len,
-                                           i, 1};
+            es[i] =
+                (struct tkv_entry_ref){ks[i].b, ks[i].n, v.data, v.len, i, 1};
         }
         tkv_reply_init(&rep);
         rep.op = TKV_OP_LIST;

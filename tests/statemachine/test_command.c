@@ -103,18 +103,19 @@ static uint16_t addr_len[POOL];
 
 static void make_pool(void)
 {
+    /* clang-format off */
     static const char *const json[] = {
         "null", "true", "1", "-2.5", "\"hello\"", "[1,2,3]",
         "{\"a\":{\"b\":[null,false,\"\\u0000\"]},\"c\":1e300}", "\"é😀\"",
     };
+    /* clang-format on */
     int i;
     for (i = 0; i < POOL; i++) {
         struct tkv_err err;
         json_t *v;
         int k;
         key_len[i] = (uint16_t)rand_key(key_pool[i]);
-        assert_int_equal(tkv_key_validate(key_pool[i], key_len[i], 0, &err),
-                         0);
+        assert_int_equal(tkv_key_validate(key_pool[i], key_len[i], 0, &err), 0);
         tkv_buf_init(&value_pool[i]);
         v = json_loads(json[i % 8], JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         assert_non_null(v);
@@ -156,7 +157,8 @@ static uint64_t rand_u64(void)
 }
 
 /* Random command; atomic ones use the given arrays for storage. */
-static void rand_cmd(struct tkv_cmd *c, struct tkv_check *checks,
+static void rand_cmd(struct tkv_cmd *c,
+                     struct tkv_check *checks,
                      struct tkv_mutation *muts)
 {
     uint32_t i;
@@ -282,9 +284,9 @@ static void reencode(const struct tkv_entry *e, struct tkv_buf *out)
     for (i = 0; i < e->ncmds; i++) {
         assert_int_equal(tkv_cmd_encode(&e->cmds[i], &body), 0);
     }
-    assert_int_equal(tkv_entry_encode(e->timestamp_ms, e->ncmds, body.data,
-                                      body.len, out),
-                     0);
+    assert_int_equal(
+        tkv_entry_encode(e->timestamp_ms, e->ncmds, body.data, body.len, out),
+        0);
     tkv_buf_close(&body);
 }
 
@@ -418,9 +420,8 @@ static void test_empty_and_full_entries(void **state)
         assert_int_equal(tkv_cmd_encode(&c, &body), 0);
     }
     tkv_buf_reset(&out);
-    assert_int_equal(tkv_entry_encode(-5, TKV_ENTRY_MAX_CMDS, body.data,
-                                      body.len, &out),
-                     0);
+    assert_int_equal(
+        tkv_entry_encode(-5, TKV_ENTRY_MAX_CMDS, body.data, body.len, &out), 0);
     assert_int_equal(tkv_entry_decode(out.data, out.len, &e, &err), 0);
     assert_int_equal(e.ncmds, TKV_ENTRY_MAX_CMDS);
     assert_int_equal(e.timestamp_ms, -5);
@@ -429,9 +430,9 @@ static void test_empty_and_full_entries(void **state)
     /* one more is refused by the encoder... */
     assert_int_equal(tkv_cmd_encode(&c, &body), 0);
     tkv_buf_reset(&out);
-    assert_int_equal(tkv_entry_encode(0, TKV_ENTRY_MAX_CMDS + 1, body.data,
-                                      body.len, &out),
-                     TKV_EINVALID);
+    assert_int_equal(
+        tkv_entry_encode(0, TKV_ENTRY_MAX_CMDS + 1, body.data, body.len, &out),
+        TKV_EINVALID);
     assert_int_equal(out.len, 0);
     tkv_buf_close(&out);
     tkv_buf_close(&body);
@@ -463,8 +464,7 @@ static void test_truncated(void **state)
              * reads as id 0x4200000000000000), so this may decode; it
              * must then be a well-formed entry */
             memset(cut + n, 0, padded - n);
-            if (padded > 0 &&
-                tkv_entry_decode(cut, padded, &e, &err) == 0) {
+            if (padded > 0 && tkv_entry_decode(cut, padded, &e, &err) == 0) {
                 struct tkv_buf again;
                 struct tkv_entry e2;
                 tkv_buf_init(&again);
@@ -532,11 +532,11 @@ static void test_flipped(void **state)
  *   n   nil                 fD  float64 D
  *   zN  N raw zero bytes (padding) */
 static const char *const hex_values[] = {
-    "c0",                 /* v0: null */
+    "c0",                  /* v0: null */
     "cb 7ff8000000000000", /* v1: NaN */
-    "c4 01 00",           /* v2: bin inside the value */
-    "c0 c0",              /* v3: trailing bytes */
-    "",                   /* v4: empty */
+    "c4 01 00",            /* v2: bin inside the value */
+    "c0 c0",               /* v3: trailing bytes */
+    "",                    /* v4: empty */
 };
 
 static void build(struct tkv_buf *b, int pad, const char *fmt)
@@ -723,16 +723,18 @@ static const struct bad_entry bad_entries[] = {
     {"[3 u1 u0 [1 [3 u5 u1 B\"a:1\"",
      "command 0 (member-set): address is not str (found bin)"},
     {"[3 u1 u0 [1 [2 u6 u0", "command 0 (member-del): member id is 0"},
-    {"[3 u1 u0 [1 [2 u6 i-7", "command 0 (member-del): member id is negative "
-                              "(-7)"},
+    {"[3 u1 u0 [1 [2 u6 i-7",
+     "command 0 (member-del): member id is negative "
+     "(-7)"},
     {"[3 u1 u0 [2 [1 u4",
      "command 1: command is not an array (found int)"}, /* padding */
     {"[3 u1 u0 [3 [1 u4 [1 u4", "entry: command list is truncated"},
     {"[3 u1 u1000 [1 [1 u4 z8", "entry: 8 trailing bytes after entry"},
     {"[3 u1 u0 [1 [1 u4 u1",
      "entry: trailing bytes after entry (non-zero padding)"},
-    {"[3 u1 u0 [1 [1 u4 [0", "entry: trailing bytes after entry "
-                            "(non-zero padding)"},
+    {"[3 u1 u0 [1 [1 u4 [0",
+     "entry: trailing bytes after entry "
+     "(non-zero padding)"},
 };
 
 static void expect_corrupt(const uint8_t *buf, size_t len, const char *msg)

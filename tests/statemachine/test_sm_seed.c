@@ -359,6 +359,60 @@ static void list_limits(void **state)
                 10);
 }
 
+/* A byte budget ends pages early but never loses or repeats an item, in
+ * both directions. */
+static void list_byte_budget(void **state)
+{
+    struct smt *t = *state;
+    struct tkv_list_result *res = malloc(sizeof *res);
+    struct tkv_list_query q;
+    uint8_t p[TKV_KEY_MAX];
+    char key[32], cursor[TKV_CURSOR_MAX];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof key, "[\"b\",%d]", i);
+        smt_set(t, key, "\"0123456789012345678901234567890123456789\"", 0);
+    }
+    for (int reverse = 0; reverse < 2; reverse++) {
+        int seen = 0, pages = 0, expect = reverse ? 39 : 0;
+        memset(&q, 0, sizeof q);
+        q.prefix = p;
+        q.prefix_len = smt_key("[\"b\"]", p);
+        q.limit = 100;
+        q.reverse = reverse;
+        q.max_bytes = 500; /* about 5 items of ~100 bytes */
+        for (;;) {
+            assert_int_equal(tkv_sm_list(&t->sm, &q, res, NULL), 0);
+            assert_int_equal(res->total, 40);
+            assert_true(res->n >= 1 && res->n <= 6);
+            for (size_t i = 0; i < res->n; i++) {
+                uint8_t k[TKV_KEY_MAX];
+                snprintf(key, sizeof key, "[\"b\",%d]", expect);
+                assert_int_equal(tkv_key_cmp(tkv_sl_key(res->items[i]),
+                                             res->items[i]->klen, k,
+                                             smt_key(key, k)),
+                                 0);
+                expect += reverse ? -1 : 1;
+                seen++;
+            }
+            pages++;
+            if (res->cursor[0] == '\0') {
+                break;
+            }
+            strcpy(cursor, res->cursor);
+            q.cursor = cursor;
+            q.cursor_len = strlen(cursor);
+        }
+        assert_int_equal(seen, 40);
+        assert_true(pages >= 7);
+    }
+    /* a budget smaller than one item still returns one item per page */
+    q.cursor = NULL;
+    q.max_bytes = 1;
+    assert_int_equal(tkv_sm_list(&t->sm, &q, res, NULL), 0);
+    assert_int_equal(res->n, 1);
+    free(res);
+}
+
 static void list_bad_cursors(void **state)
 {
     struct smt *t = *state;
@@ -551,6 +605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(list_prefix_excludes_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(list_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_byte_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(list_bad_cursors, setup, teardown),
         cmocka_unit_test_setup_teardown(ttl_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(atomic_checks, setup, teardown),

@@ -124,9 +124,8 @@ static void check_json(const json_t *v)
     }
 
     msgpack_unpacked_init(&u);
-    assert_int_equal(
-        msgpack_unpack_next(&u, (const char *)b.data, b.len, &off),
-        MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(msgpack_unpack_next(&u, (const char *)b.data, b.len, &off),
+                     MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, b.len);
     assert_int_equal(tkv_value_check(&u.data, &olen, &err), 0);
     assert_int_equal(olen, want);
@@ -161,19 +160,23 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 
 /* ---- random JSON ---- */
 
+/* clang-format off */
 static const double special_reals[] = {
     0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1.5, 1e300, -1e300, 5e-324, -5e-324,
     2.2250738585072014e-308, 1.7976931348623157e308, 1e16, 1e17, 1e21, 1e22,
     123456789012345678.0, 1e-4, 1e-5, 0.0001234, 1.5e-7, 100000.0, 3.14159,
     9007199254740993.0, 1e-10, 1e100, 4.35, 0.3, 2.5e-5,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const int64_t special_ints[] = {
     0, 1, -1, 9, 10, -10, 99, 100, 127, 128, -32, -33, 255, 256, 65535, 65536,
     INT32_MAX, INT32_MIN, (int64_t)UINT32_MAX, INT64_MAX, INT64_MIN,
     INT64_MAX - 1, INT64_MIN + 1, 1000000000000000000ll,
     -1000000000000000000ll, 999999999999999999ll,
 };
+/* clang-format on */
 
 static double rand_real(void)
 {
@@ -578,16 +581,17 @@ static const struct bad bad_values[] = {
     {"83 a0 01 a1 00 02 a0 03", TKV_ENOT_JSON, "duplicate object key"},
     {"82 a1 61 01 d9 01 61 02", TKV_ENOT_JSON, "duplicate object key"},
     {"a1 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"},
-    {"a2 c0 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"},      /* overlong */
-    {"a3 e0 80 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"},   /* overlong */
+    {"a2 c0 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"},    /* overlong */
+    {"a3 e0 80 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"}, /* overlong */
     {"a4 f0 80 80 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"},
-    {"a3 ed a0 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"},   /* surrogate */
-    {"a4 f4 90 80 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"},/* >10FFFF */
+    {"a3 ed a0 80", TKV_ENOT_JSON, "invalid UTF-8 in a string"}, /* surrogate */
+    {"a4 f4 90 80 80", TKV_ENOT_JSON,
+     "invalid UTF-8 in a string"}, /* >10FFFF */
     {"a1 f5", TKV_ENOT_JSON, "invalid UTF-8 in a string"},
     {"a1 ff", TKV_ENOT_JSON, "invalid UTF-8 in a string"},
     {"a2 c3 41", TKV_ENOT_JSON, "invalid UTF-8 in a string"},
-    {"a2 61 c3", TKV_ENOT_JSON, "invalid UTF-8 in a string"},  /* cut */
-    {"a2 e2 82", TKV_ENOT_JSON, "invalid UTF-8 in a string"},  /* cut */
+    {"a2 61 c3", TKV_ENOT_JSON, "invalid UTF-8 in a string"}, /* cut */
+    {"a2 e2 82", TKV_ENOT_JSON, "invalid UTF-8 in a string"}, /* cut */
     {"81 a1 ff c0", TKV_ENOT_JSON, "invalid UTF-8 in an object key"},
     {"cf 8000000000000000", TKV_ENOT_JSON,
      "integer 9223372036854775808 out of range (above 2^63-1)"},
@@ -633,7 +637,7 @@ static void test_not_json(void **state)
              * from the bogus count (the reason the byte walker exists) */
             if (n > 0 && strstr(b->reason, "truncated") == NULL &&
                 msgpack_unpack_next(&u, (const char *)mp, n, &off) ==
-                             MSGPACK_UNPACK_SUCCESS &&
+                    MSGPACK_UNPACK_SUCCESS &&
                 off == n) {
                 json_t *v;
                 assert_int_equal(tkv_value_check(&u.data, NULL, &err), rv);
@@ -683,8 +687,9 @@ static void test_duplicate_keys_big_map(void **state)
                 assert_int_equal(
                     tkv_value_check_bytes(b.data, b.len, &len, &err),
                     TKV_ENOT_JSON);
-                assert_string_equal(err.msg, "Value is not JSON serializable: "
-                                             "duplicate object key");
+                assert_string_equal(err.msg,
+                                    "Value is not JSON serializable: "
+                                    "duplicate object key");
             }
             tkv_buf_close(&b);
         }
@@ -716,14 +721,15 @@ static void test_depth(void **state)
         if (ok) {
             assert_int_equal(rv, 0);
             /* and a reader can unpack it again */
-            assert_int_equal(msgpack_unpack_next(&u, (const char *)mp,
-                                                 (size_t)depth, &off),
-                             MSGPACK_UNPACK_SUCCESS);
+            assert_int_equal(
+                msgpack_unpack_next(&u, (const char *)mp, (size_t)depth, &off),
+                MSGPACK_UNPACK_SUCCESS);
             assert_int_equal(tkv_value_check(&u.data, NULL, &err), 0);
         } else {
             assert_int_equal(rv, TKV_ENOT_JSON);
-            assert_string_equal(err.msg, "Value is not JSON serializable: "
-                                         "nesting deeper than 32 levels");
+            assert_string_equal(err.msg,
+                                "Value is not JSON serializable: "
+                                "nesting deeper than 32 levels");
         }
         msgpack_unpacked_destroy(&u);
 
@@ -755,8 +761,8 @@ static void test_depth(void **state)
         memset(mp, 0x91, sizeof mp);
         mp[32] = 0x90;
         msgpack_unpacked_init(&u);
-        assert_true(msgpack_unpack_next(&u, (const char *)mp, sizeof mp,
-                                        &off) < 0);
+        assert_true(msgpack_unpack_next(&u, (const char *)mp, sizeof mp, &off) <
+                    0);
         msgpack_unpacked_destroy(&u);
     }
 }
@@ -781,8 +787,9 @@ static void test_prefixes_and_trailing(void **state)
             tkv_buf_append(&b, "\xc0", 1);
             assert_int_equal(tkv_value_check_bytes(b.data, b.len, NULL, &err),
                              TKV_ENOT_JSON);
-            assert_string_equal(err.msg, "Value is not JSON serializable: "
-                                         "trailing bytes after the value");
+            assert_string_equal(err.msg,
+                                "Value is not JSON serializable: "
+                                "trailing bytes after the value");
         }
         tkv_buf_close(&b);
         json_decref(v);

@@ -1,0 +1,104 @@
+/* Stop all three nodes (SIGTERM: exit 0) and start them again without
+ * bootstrap flags: all data back. Then a node whose data dir was wiped
+ * rejoins with --join and catches up through a snapshot install (the
+ * snapshot threshold is set low so the leader's log is compacted). */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static struct hc cluster;
+
+static void write_range(struct tkv_probe *p, int from, int to)
+{
+    int i;
+    for (i = from; i < to; i++) {
+        char key[64], val[64];
+        snprintf(key, sizeof key, "[\"r\",%d]", i);
+        snprintf(val, sizeof val, "[%d,\"value\"]", i);
+        assert_int_equal(hc_set(&cluster, p, 1, key, val, 0), 0);
+    }
+}
+
+static void check_range(struct tkv_probe *p, int node, int from, int to,
+                        int eventual)
+{
+    int i;
+    for (i = from; i < to; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "[\"r\",%d]", i);
+        assert_int_equal(hc_get(&cluster, p, node, key, eventual), 1);
+    }
+}
+
+static void test_restart_and_rejoin(void **state)
+{
+    struct tkv_probe p;
+    struct tkv_status st, lst;
+    char role[32], cmd[1024];
+    int leader, victim, i, status;
+
+    (void)state;
+    hc_init(&cluster, "restart", 21200, 3);
+    cluster.extra[cluster.nextra++] = "--election-timeout-ms";
+    cluster.extra[cluster.nextra++] = "600";
+    cluster.extra[cluster.nextra++] = "--snapshot-threshold";
+    cluster.extra[cluster.nextra++] = "32";
+    cluster.extra[cluster.nextra++] = "--snapshot-trailing";
+    cluster.extra[cluster.nextra++] = "8";
+    hc_start_all(&cluster, 'b');
+    assert_int_not_equal(hc_wait_leader(&cluster, 20000), 0);
+    tkv_probe_init(&p);
+    write_range(&p, 0, 100);
+
+    for (i = 1; i <= 3; i++) {
+        status = hc_stop(&cluster, i, SIGTERM);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    hc_start_all(&cluster, 'r');
+    leader = hc_wait_leader(&cluster, 20000);
+    assert_int_not_equal(leader, 0);
+    check_range(&p, leader, 0, 100, 0);
+
+    /* Wipe a follower and let the cluster move on without it. */
+    victim = leader % 3 + 1;
+    hc_stop(&cluster, victim, SIGTERM);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cluster.nodes[victim].dir);
+    assert_int_equal(system(cmd), 0);
+    write_range(&p, 100, 300);
+
+    leader = hc_wait_leader(&cluster, 20000);
+    hc_start(&cluster, victim, 'j', leader);
+    for (i = 0; i < 300; i++) {
+        if (hc_status(&cluster, victim, &st, role, sizeof role) == 0 &&
+            hc_status(&cluster, leader, &lst, role, sizeof role) == 0 &&
+            st.keys == 300 && st.applied_index + 2 >= lst.commit_index) {
+            break;
+        }
+        hc_sleep_ms(100);
+    }
+    assert_true(i < 300);
+    assert_true(hc_log_count(&cluster, victim, "restored snapshot") >= 1);
+    assert_true(st.snapshot_index > 0);
+    check_range(&p, victim, 0, 300, 1);
+    tkv_probe_close(&p);
+    hc_destroy(&cluster);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_restart_and_rejoin),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
