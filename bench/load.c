@@ -4,6 +4,7 @@
  *
  *   tuplekv-load --addr 127.0.0.1:7001 --op set --inflight 16
  *                [--conns 1] [--seconds 5] [--value-size 256] [--keys 100000]
+ *                [--sequential 1] (keys 0, 1, 2... instead of random)
  *   ops: set (writes), get (strong reads), get-eventual (local reads)
  *
  * Writes and strong reads go to the leader: the tool asks --addr for the
@@ -54,6 +55,8 @@ struct lrun {
     struct lconn *conns;
     uv_timer_t timer;
     uint64_t rng;
+    int sequential;   /* keys 0, 1, 2, ... instead of random */
+    uint64_t counter;
 };
 
 static void send_one(struct lconn *c);
@@ -110,7 +113,9 @@ static void send_one(struct lconn *c)
     uint8_t key[32];
     size_t klen;
     r->rng = r->rng * 6364136223846793005ull + 1442695040888963407ull;
-    encode_key((unsigned)((r->rng >> 33) % r->keys), key, &klen);
+    encode_key(r->sequential ? (unsigned)(r->counter++ % r->keys)
+                             : (unsigned)((r->rng >> 33) % r->keys),
+               key, &klen);
     tkv_req_init(&req);
     req.id = ++c->next_id;
     req.op = r->op;
@@ -291,6 +296,8 @@ int main(int argc, char **argv)
             seconds = atof(argv[i + 1]);
         } else if (strcmp(argv[i], "--value-size") == 0) {
             r->value_size = (size_t)atoi(argv[i + 1]);
+        } else if (strcmp(argv[i], "--sequential") == 0) {
+            r->sequential = atoi(argv[i + 1]);
         } else if (strcmp(argv[i], "--keys") == 0) {
             r->keys = (unsigned)atoi(argv[i + 1]);
         } else {

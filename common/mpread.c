@@ -35,7 +35,7 @@ static int fail(struct tkv_mpr *r,
 }
 
 /* The type byte of the next item. */
-static int first(struct tkv_mpr *r, uint8_t *b)
+static inline int first(struct tkv_mpr *r, uint8_t *b)
 {
     if (r->off >= r->len) {
         return fail(r, TKV_MPR_END, 0, 0);
@@ -44,7 +44,7 @@ static int first(struct tkv_mpr *r, uint8_t *b)
     return 0;
 }
 
-static uint64_t be(const uint8_t *p, size_t n)
+static inline uint64_t be(const uint8_t *p, size_t n)
 {
     uint64_t v = 0;
     for (size_t i = 0; i < n; i++) {
@@ -55,7 +55,7 @@ static uint64_t be(const uint8_t *p, size_t n)
 
 /* The n-byte big-endian number after the type byte: a length or a count
  * (cut short: TKV_MPR_HEADER) or a number's value (TKV_MPR_BODY). */
-static int field(struct tkv_mpr *r,
+static inline int field(struct tkv_mpr *r,
                  size_t n,
                  enum tkv_mpr_why why,
                  uint64_t *v)
@@ -70,7 +70,7 @@ static int field(struct tkv_mpr *r,
 
 /* The len bytes after a header of hdr bytes (which are there): moves past
  * both. */
-static int body(struct tkv_mpr *r,
+static inline int body(struct tkv_mpr *r,
                 size_t hdr,
                 uint64_t len,
                 const uint8_t **p)
@@ -84,7 +84,7 @@ static int body(struct tkv_mpr *r,
     return 0;
 }
 
-enum tkv_mp_type tkv_mpr_peek(const struct tkv_mpr *r)
+static inline enum tkv_mp_type type_at(const struct tkv_mpr *r)
 {
     uint8_t b;
     if (r->off >= r->len) {
@@ -136,6 +136,11 @@ enum tkv_mp_type tkv_mpr_peek(const struct tkv_mpr *r)
     return TKV_MP_EXT; /* 0xc7-0xc9, 0xd4-0xd8 */
 }
 
+enum tkv_mp_type tkv_mpr_peek(const struct tkv_mpr *r)
+{
+    return type_at(r);
+}
+
 int tkv_mpr_nil(struct tkv_mpr *r)
 {
     uint8_t b = 0;
@@ -166,7 +171,7 @@ int tkv_mpr_bool(struct tkv_mpr *r, int *v)
 /* Any integer, without moving: *neg says whether it is negative (then *u
  * holds the two's complement bits of an int64), *size how many bytes it
  * takes. */
-static int integer(struct tkv_mpr *r, uint64_t *u, int *neg, size_t *size)
+static inline int integer(struct tkv_mpr *r, uint64_t *u, int *neg, size_t *size)
 {
     uint8_t b = 0;
     uint64_t v = 0;
@@ -231,7 +236,7 @@ int tkv_mpr_int(struct tkv_mpr *r, int64_t *v)
     return 0;
 }
 
-int tkv_mpr_float(struct tkv_mpr *r, double *v)
+static inline int real(struct tkv_mpr *r, double *v)
 {
     uint64_t bits = 0;
     uint8_t b = 0;
@@ -257,8 +262,13 @@ int tkv_mpr_float(struct tkv_mpr *r, double *v)
     return 0;
 }
 
+int tkv_mpr_float(struct tkv_mpr *r, double *v)
+{
+    return real(r, v);
+}
+
 /* A str (str 1) or a bin (str 0) and its payload. */
-static int raw(struct tkv_mpr *r, int str, const uint8_t **p, uint32_t *n)
+static inline int raw(struct tkv_mpr *r, int str, const uint8_t **p, uint32_t *n)
 {
     uint8_t b = 0;
     uint64_t len = 0;
@@ -300,7 +310,7 @@ int tkv_mpr_bin(struct tkv_mpr *r, const uint8_t **p, uint32_t *n)
 
 /* An ext header, without moving: *hdr its length, *len that of its body
  * (the type byte and the data). */
-static int ext_head(struct tkv_mpr *r, size_t *hdr, uint64_t *len)
+static inline int ext_head(struct tkv_mpr *r, size_t *hdr, uint64_t *len)
 {
     uint8_t b = 0;
     uint64_t size = 0;
@@ -325,10 +335,10 @@ static int ext_head(struct tkv_mpr *r, size_t *hdr, uint64_t *len)
     return 0;
 }
 
-int tkv_mpr_ext(struct tkv_mpr *r,
-                int8_t *type,
-                const uint8_t **p,
-                uint32_t *n)
+static inline int ext(struct tkv_mpr *r,
+                      int8_t *type,
+                      const uint8_t **p,
+                      uint32_t *n)
 {
     const uint8_t *q = NULL;
     uint64_t len = 0;
@@ -340,6 +350,14 @@ int tkv_mpr_ext(struct tkv_mpr *r,
     *p = q + 1;
     *n = (uint32_t)(len - 1);
     return 0;
+}
+
+int tkv_mpr_ext(struct tkv_mpr *r,
+                int8_t *type,
+                const uint8_t **p,
+                uint32_t *n)
+{
+    return ext(r, type, p, n);
 }
 
 int tkv_mpr_ext_type(const struct tkv_mpr *r, int8_t *type)
@@ -356,7 +374,7 @@ int tkv_mpr_ext_type(const struct tkv_mpr *r, int8_t *type)
 
 /* An array or map header (of type want; TKV_MP_END for either), without
  * moving: its type, its count and its length. */
-static int container_head(struct tkv_mpr *r,
+static inline int container_head(struct tkv_mpr *r,
                           enum tkv_mp_type want,
                           enum tkv_mp_type *type,
                           uint32_t *n,
@@ -392,7 +410,7 @@ static int container_head(struct tkv_mpr *r,
 
 /* Fails unless left bytes can hold the n elements of a container of type
  * t: every element takes at least one byte. */
-static int backed(struct tkv_mpr *r, enum tkv_mp_type t, uint32_t n, size_t left)
+static inline int backed(struct tkv_mpr *r, enum tkv_mp_type t, uint32_t n, size_t left)
 {
     if ((t == TKV_MP_MAP ? 2 * (uint64_t)n : n) > left) {
         return fail(r, TKV_MPR_COUNT, n, left);
@@ -426,14 +444,63 @@ int tkv_mpr_map(struct tkv_mpr *r, uint32_t *n)
     return checked_container(r, TKV_MP_MAP, n);
 }
 
-int tkv_mpr_container(struct tkv_mpr *r, enum tkv_mp_type *type, uint32_t *n)
+int tkv_mpr_container(struct tkv_mpr *r,
+                      enum tkv_mp_type want,
+                      enum tkv_mp_type *type,
+                      uint32_t *n)
 {
     size_t hdr = 0;
-    if (container_head(r, TKV_MP_END, type, n, &hdr) != 0) {
+    if (container_head(r, want, type, n, &hdr) != 0) {
         return TKV_ECORRUPT;
     }
     r->off += hdr;
     return 0;
+}
+
+int tkv_mpr_next(struct tkv_mpr *r, struct tkv_mp_item *it)
+{
+    size_t size = 0;
+    size_t hdr = 0;
+    int neg = 0;
+
+    /* the helpers, not the public readers: one call for the whole item */
+    it->type = type_at(r);
+    switch (it->type) {
+        case TKV_MP_END:
+            return fail(r, TKV_MPR_END, 0, 0);
+        case TKV_MP_NIL:
+            r->off++;
+            return 0;
+        case TKV_MP_BOOL:
+            it->v.b = r->p[r->off++] == 0xc3;
+            return 0;
+        case TKV_MP_UINT:
+        case TKV_MP_NINT:
+            /* v.i shares v.u's bits */
+            if (integer(r, &it->v.u, &neg, &size) != 0) {
+                return TKV_ECORRUPT;
+            }
+            r->off += size;
+            return 0;
+        case TKV_MP_FLOAT:
+            return real(r, &it->v.f);
+        case TKV_MP_STR:
+            return raw(r, 1, &it->v.raw.p, &it->v.raw.n);
+        case TKV_MP_BIN:
+            return raw(r, 0, &it->v.raw.p, &it->v.raw.n);
+        case TKV_MP_EXT:
+            return ext(r, &it->v.raw.type, &it->v.raw.p, &it->v.raw.n);
+        case TKV_MP_ARRAY:
+        case TKV_MP_MAP:
+            if (container_head(r, it->type, &it->type, &it->v.count, &hdr) !=
+                0) {
+                return TKV_ECORRUPT;
+            }
+            r->off += hdr;
+            return 0;
+        default:
+            return fail(r, TKV_MPR_TYPE, 0, 0); /* 0xc1 */
+    }
 }
 
 /* Both skippers. Items still to read are counted per open container when
@@ -451,14 +518,9 @@ static int skip(struct tkv_mpr *r,
     assert(!limited || max_depth <= TKV_MPR_DEPTH_MAX);
     left[0] = 1;
     for (;;) {
-        enum tkv_mp_type t = TKV_MP_END;
-        const uint8_t *p;
-        uint64_t u, items;
-        uint32_t n = 0;
-        size_t size;
-        double d;
-        int8_t x;
-        int rv, b;
+        struct tkv_mp_item it;
+        uint64_t items;
+        int rv;
 
         while (left[depth] == 0) {
             if (depth == 0) {
@@ -473,62 +535,24 @@ static int skip(struct tkv_mpr *r,
             depth--;
         }
         left[depth]--;
-        switch (tkv_mpr_peek(r)) {
-            case TKV_MP_END:
-                rv = fail(r, TKV_MPR_END, 0, 0);
-                break;
-            case TKV_MP_NIL:
-                rv = tkv_mpr_nil(r);
-                break;
-            case TKV_MP_BOOL:
-                rv = tkv_mpr_bool(r, &b);
-                break;
-            case TKV_MP_UINT:
-            case TKV_MP_NINT:
-                rv = integer(r, &u, &b, &size);
-                if (rv == 0) {
-                    r->off += size;
+        rv = tkv_mpr_next(r, &it);
+        if (rv == 0 && (it.type == TKV_MP_ARRAY || it.type == TKV_MP_MAP)) {
+            items = it.type == TKV_MP_MAP ? 2 * (uint64_t)it.v.count
+                                          : it.v.count;
+            if (limited && depth == max_depth) {
+                rv = fail(r, TKV_MPR_DEPTH, 0, 0);
+            } else if (backed(r, it.type, it.v.count, r->len - r->off) != 0) {
+                rv = TKV_ECORRUPT;
+            } else if (limited) {
+                if (items > 0) {
+                    left[++depth] = items;
                 }
-                break;
-            case TKV_MP_FLOAT:
-                rv = tkv_mpr_float(r, &d);
-                break;
-            case TKV_MP_STR:
-                rv = raw(r, 1, &p, &n);
-                break;
-            case TKV_MP_BIN:
-                rv = raw(r, 0, &p, &n);
-                break;
-            case TKV_MP_EXT:
-                rv = tkv_mpr_ext(r, &x, &p, &n);
-                break;
-            case TKV_MP_ARRAY:
-            case TKV_MP_MAP:
-                rv = tkv_mpr_container(r, &t, &n);
-                if (rv == 0 && limited && depth == max_depth) {
-                    rv = fail(r, TKV_MPR_DEPTH, 0, 0);
-                }
-                if (rv == 0) {
-                    rv = backed(r, t, n, r->len - r->off);
-                }
-                if (rv != 0) {
-                    break;
-                }
-                items = t == TKV_MP_MAP ? 2 * (uint64_t)n : n;
-                if (limited) {
-                    if (items > 0) {
-                        left[++depth] = items;
-                    }
-                } else if (items > UINT64_MAX - left[0]) {
-                    /* only past 4 GB of input: each count is backed */
-                    rv = fail(r, TKV_MPR_COUNT, n, r->len - r->off);
-                } else {
-                    left[0] += items;
-                }
-                break;
-            default:
-                rv = fail(r, TKV_MPR_TYPE, 0, 0); /* 0xc1 */
-                break;
+            } else if (items > UINT64_MAX - left[0]) {
+                /* only past 4 GB of input: each count is backed */
+                rv = fail(r, TKV_MPR_COUNT, it.v.count, r->len - r->off);
+            } else {
+                left[0] += items;
+            }
         }
         if (rv != 0) {
             r->off = begin;

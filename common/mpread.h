@@ -89,14 +89,15 @@ int tkv_mpr_ext(struct tkv_mpr *r, int8_t *type /* OUT */,
 int tkv_mpr_array(struct tkv_mpr *r, uint32_t *n /* OUT */);
 int tkv_mpr_map(struct tkv_mpr *r, uint32_t *n /* OUT */);
 
-/* Read an array or a map header, whichever comes: *type gets TKV_MP_ARRAY
- * or TKV_MP_MAP. Unlike tkv_mpr_array/map the count is NOT checked against
- * the bytes left, for walkers that read the elements one by one and report
- * an element's own fault before the end of the input (each element read
- * fails there anyway). Never size an allocation by *n without bounding it
- * by tkv_mpr_remaining(). */
-int tkv_mpr_container(struct tkv_mpr *r, enum tkv_mp_type *type /* OUT */,
-                      uint32_t *n /* OUT */);
+/* Read the header of an array or a map: of type want (TKV_MP_ARRAY or
+ * TKV_MP_MAP), or of either with want TKV_MP_END; *type says which came.
+ * Unlike tkv_mpr_array/map the count is NOT checked against the bytes
+ * left, for walkers that read the elements one by one and report an
+ * element's own fault before the end of the input (each element read fails
+ * there anyway). Never size an allocation by *n without bounding it by
+ * tkv_mpr_remaining(). */
+int tkv_mpr_container(struct tkv_mpr *r, enum tkv_mp_type want,
+                      enum tkv_mp_type *type /* OUT */, uint32_t *n /* OUT */);
 
 /* The application type of the ext at the position, from its header alone
  * (the data is not checked), without moving: to dispatch on it before
@@ -104,6 +105,29 @@ int tkv_mpr_container(struct tkv_mpr *r, enum tkv_mp_type *type /* OUT */,
  * the next item is not an ext or is cut short before its type byte; does
  * not set r->why (r is not changed). */
 int tkv_mpr_ext_type(const struct tkv_mpr *r, int8_t *type /* OUT */);
+
+/* One item of any type, as tkv_mpr_next() reads it. */
+struct tkv_mp_item {
+    enum tkv_mp_type type; /* never TKV_MP_END or TKV_MP_BAD */
+    union {
+        int b;      /* BOOL */
+        uint64_t u; /* UINT */
+        int64_t i;  /* NINT */
+        double f;   /* FLOAT (a float32 widened) */
+        struct {
+            const uint8_t *p; /* into the buffer */
+            uint32_t n;
+            int8_t type; /* EXT only: the application type */
+        } raw;           /* STR, BIN, EXT (the data, without the type) */
+        uint32_t count;  /* ARRAY, MAP: NOT checked, as tkv_mpr_container */
+    } v;
+};
+
+/* Read the next item whatever its type, for walkers that dispatch on it:
+ * a whole scalar, str, bin or ext, or the header of an array or map (the
+ * caller reads the elements). One dispatch instead of tkv_mpr_peek() and
+ * a typed read. 0xc1 is TKV_MPR_TYPE. */
+int tkv_mpr_next(struct tkv_mpr *r, struct tkv_mp_item *it /* OUT */);
 
 /* Skip one whole item (nested items included), without recursion. On
  * success start and end (if not NULL) give its byte range. A failure is

@@ -229,7 +229,7 @@ static int tkv__probe_read_frame(struct tkv_probe *p, uint32_t *len,
 int tkv_probe_recv(struct tkv_probe *p, struct tkv_reply *rep,
                    int timeout_ms, struct tkv_err *err)
 {
-    uint32_t len;
+    uint32_t len = 0;
     uint64_t id = 0;
     size_t slot;
     int rv;

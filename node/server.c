@@ -211,7 +211,11 @@ static void tkv__flush_cb(uv_check_t *h)
  * before the loop blocks, not one wakeup later. */
 static void tkv__flush_prepare_cb(uv_prepare_t *h)
 {
-    tkv__flush_dirty(h->data);
+    struct tkv_server *s = h->data;
+    tkv__flush_dirty(s);
+    /* A connection resumed just now may have queued writes or reads: hand
+     * them to raft before the loop blocks. */
+    tkv_replica_flush(s->rep);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -241,7 +245,7 @@ void tkv_server_reply(struct tkv_request *r, struct tkv_reply *rep)
         rv = tkv_reply_encode(rep, &c->out);
         if (rv == TKV_ETOO_LARGE) {
             tkv__conn_send_error(c, r->req.id, TKV_ETOO_LARGE,
-                                 "reply exceeds the 2 MiB frame limit");
+                                 "reply exceeds the frame size limit");
         } else if (rv != 0) {
             tkv_warnf("encode reply: %s; closing connection",
                       tkv_strerror(rv));

@@ -179,6 +179,14 @@ static void tkv__turn_cb(uv_check_t *h)
     }
 }
 
+void tkv_replica_flush(struct tkv_replica *r)
+{
+    if (!r->closing && raft_state(&r->raft) == RAFT_LEADER) {
+        tkv__batcher_flush(r);
+        tkv__reads_issue(r);
+    }
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 static void tkv__replica_free(struct tkv_replica *r)

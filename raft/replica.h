@@ -67,6 +67,10 @@ int tkv_replica_start(uv_loop_t *loop, const struct tkv_replica_config *cfg,
 void tkv_replica_close(struct tkv_replica *r, void (*cb)(void *data),
                        void *data);
 
+/* Propose the open write batch and issue the pending read barrier now
+ * (normally done at the end of each loop turn). */
+void tkv_replica_flush(struct tkv_replica *r);
+
 /* 1 when the data dir held raft state before start (a restart). */
 int tkv_replica_had_state(const struct tkv_replica *r);
 

@@ -266,11 +266,8 @@ static int read_failed(struct dec *d, const char *what, const char *want)
 static int rd_array(struct dec *d, const char *what, uint32_t *n)
 {
     enum tkv_mp_type t = TKV_MP_END;
-    if (tkv_mpr_container(&d->r, &t, n) != 0) {
+    if (tkv_mpr_container(&d->r, TKV_MP_ARRAY, &t, n) != 0) {
         return read_failed(d, what, "an array");
-    }
-    if (t != TKV_MP_ARRAY) {
-        return wrong_type(d, what, "an array", t);
     }
     return 0;
 }

@@ -620,91 +620,80 @@ out:
     return rv;
 }
 
-/* Every read below is of the type tkv_mpr_peek() found, so a failed one
- * means the item is cut short. */
-static int walk_value(struct walk *w, int depth, size_t *len)
+static int ext_error(int8_t type, struct tkv_err *err)
 {
-    struct tkv_mpr *r = &w->r;
-    enum tkv_mp_type t;
-    const char *s;
-    uint32_t n;
-    uint64_t u;
-    int64_t i;
-    double d;
-    int8_t x;
-    int b;
+    return tkv_err_set(err, TKV_ENOT_JSON, NOT_JSON "extension type %d",
+                       (int)type);
+}
 
-    switch (tkv_mpr_peek(r)) {
-        case TKV_MP_END:
-            return truncated(w);
-        case TKV_MP_NIL:
-            if (tkv_mpr_nil(r) != 0) {
+/* The item at the position could not be read: a bin or an ext is refused
+ * for what it is even when cut short (an ext is named from its header),
+ * anything else is truncated. */
+static int unreadable(struct walk *w)
+{
+    int8_t x = 0;
+    switch (tkv_mpr_peek(&w->r)) {
+        case TKV_MP_BIN:
+            return not_json(w->err, "binary data");
+        case TKV_MP_EXT:
+            if (tkv_mpr_ext_type(&w->r, &x) != 0) {
                 return truncated(w);
             }
+            return ext_error(x, w->err);
+        case TKV_MP_BAD:
+            /* 0xc1: never used by msgpack */
+            return not_json(w->err, "malformed msgpack (byte 0xC1)");
+        default:
+            return truncated(w);
+    }
+}
+
+static int walk_value(struct walk *w, int depth, size_t *len)
+{
+    struct tkv_mp_item it;
+
+    if (tkv_mpr_next(&w->r, &it) != 0) {
+        return unreadable(w);
+    }
+    switch (it.type) {
+        case TKV_MP_NIL:
             *len = 4;
             return 0;
         case TKV_MP_BOOL:
-            if (tkv_mpr_bool(r, &b) != 0) {
-                return truncated(w);
-            }
-            *len = b ? 4 : 5;
+            *len = it.v.b ? 4 : 5;
             return 0;
         case TKV_MP_UINT:
-            if (tkv_mpr_uint(r, &u) != 0) {
-                return truncated(w);
+            if (it.v.u > INT64_MAX) {
+                return range_error(it.v.u, w->err);
             }
-            if (u > INT64_MAX) {
-                return range_error(u, w->err);
-            }
-            *len = uint_json_len(u);
+            *len = uint_json_len(it.v.u);
             return 0;
         case TKV_MP_NINT:
-            if (tkv_mpr_int(r, &i) != 0) {
-                return truncated(w);
-            }
-            *len = int_json_len(i);
+            *len = int_json_len(it.v.i);
             return 0;
         case TKV_MP_FLOAT:
-            if (tkv_mpr_float(r, &d) != 0) {
-                return truncated(w);
+            if (!isfinite(it.v.f)) {
+                return real_error(it.v.f, w->err);
             }
-            if (!isfinite(d)) {
-                return real_error(d, w->err);
-            }
-            *len = real_json_len(d);
+            *len = real_json_len(it.v.f);
             return 0;
         case TKV_MP_STR:
-            if (tkv_mpr_str(r, &s, &n) != 0) {
-                return truncated(w);
-            }
-            if (string_json_len((const uint8_t *)s, n, len) != 0) {
+            if (string_json_len(it.v.raw.p, it.v.raw.n, len) != 0) {
                 return not_json(w->err, "invalid UTF-8 in a string");
             }
             return 0;
         case TKV_MP_BIN:
             return not_json(w->err, "binary data");
         case TKV_MP_EXT:
-            /* named from the header: its data need not be there */
-            if (tkv_mpr_ext_type(r, &x) != 0) {
-                return truncated(w);
-            }
-            return tkv_err_set(w->err, TKV_ENOT_JSON,
-                               NOT_JSON "extension type %d", (int)x);
-        case TKV_MP_ARRAY:
-        case TKV_MP_MAP:
-            if (tkv_mpr_container(r, &t, &n) != 0) {
-                return truncated(w);
-            }
+            return ext_error(it.v.raw.type, w->err);
+        default: /* TKV_MP_ARRAY, TKV_MP_MAP: just the header */
             if (depth >= DEPTH_MAX) {
                 return depth_error(w->err);
             }
-            if (t == TKV_MP_ARRAY) {
-                return walk_array(w, n, depth, len);
+            if (it.type == TKV_MP_ARRAY) {
+                return walk_array(w, it.v.count, depth, len);
             }
-            return walk_map(w, n, depth, len);
-        default:
-            /* 0xc1: never used by msgpack */
-            return not_json(w->err, "malformed msgpack (byte 0xC1)");
+            return walk_map(w, it.v.count, depth, len);
     }
 }
 

@@ -62,8 +62,8 @@ struct mop {
     const json_t *list; /* read in an ok txn: what it read (NULL: null) */
     size_t first;       /* read in an ok txn: its elements in relems[] */
     size_t len;
-    int known;          /* read in an ok txn */
-    size_t txn;         /* the txn it belongs to */
+    int known;  /* read in an ok txn */
+    size_t txn; /* the txn it belongs to */
 };
 
 struct txn {
@@ -76,12 +76,12 @@ struct txn {
 
 struct elem {
     size_t key;
-    size_t writer;      /* txn that appended it, NONE if nobody */
+    size_t writer; /* txn that appended it, NONE if nobody */
     size_t writer_mop;
-    int intermediate;   /* its txn appended to the key again afterwards */
-    int64_t pos;        /* in the key's version order, -1 if unobserved */
+    int intermediate; /* its txn appended to the key again afterwards */
+    int64_t pos;      /* in the key's version order, -1 if unobserved */
     const json_t *value;
-    size_t seen;        /* duplicate detection stamp */
+    size_t seen; /* duplicate detection stamp */
 };
 
 struct key {
@@ -177,8 +177,11 @@ static int intern_key(struct ctx *c, const json_t *k, size_t *out)
 }
 
 /* The element (key, v); *fresh = 1 when it was not known yet. */
-static int intern_elem(struct ctx *c, size_t key, const json_t *v,
-                       size_t *out, int *fresh)
+static int intern_elem(struct ctx *c,
+                       size_t key,
+                       const json_t *v,
+                       size_t *out,
+                       int *fresh)
 {
     uint64_t k64 = key;
     int64_t id;
@@ -240,9 +243,10 @@ static int parse_txns(struct ctx *c)
             return bad_txn(c, i, "f must be \"txn\"");
         }
         if (!json_is_array(o->value) || !json_is_array(src)) {
-            return bad_txn(c, i, o->type == TKV_HOK && json_is_array(o->value)
-                                     ? "ok value must be the txn with reads"
-                                     : "value must be an array of micro-ops");
+            return bad_txn(c, i,
+                           o->type == TKV_HOK && json_is_array(o->value)
+                               ? "ok value must be the txn with reads"
+                               : "value must be an array of micro-ops");
         }
         t->hop = i;
         t->type = o->type;
@@ -259,8 +263,9 @@ static int parse_txns(struct ctx *c)
             const char *f = json_string_value(json_array_get(m, 0));
             if (!json_is_array(m) || json_array_size(m) != 3 || f == NULL ||
                 (strcmp(f, "append") != 0 && strcmp(f, "r") != 0)) {
-                return bad_txn(c, i, "micro-ops must be [\"append\"|\"r\", "
-                                     "key, value]");
+                return bad_txn(c, i,
+                               "micro-ops must be [\"append\"|\"r\", "
+                               "key, value]");
             }
             memset(mp, 0, sizeof *mp);
             mp->kind = f[0] == 'a' ? MOP_APPEND : MOP_READ;
@@ -350,8 +355,8 @@ static int resolve_reads(struct ctx *c)
             }
             mp->len = mp->list != NULL ? json_array_size(mp->list) : 0;
             mp->first = c->nrelems;
-            if (grow((void **)&c->relems, &c->cap_relems,
-                     c->nrelems + mp->len, sizeof *c->relems) != 0) {
+            if (grow((void **)&c->relems, &c->cap_relems, c->nrelems + mp->len,
+                     sizeof *c->relems) != 0) {
                 return TKV_ENOMEM;
             }
             json_array_foreach(mp->list, i, v)
@@ -390,11 +395,11 @@ static int resolve_reads(struct ctx *c)
                 }
                 e->seen = stamp;
                 if (e->writer == NONE) {
-                    tkv_result_add(c->res, "garbage-read",
-                                   json_pack("{s:[I], s:O, s:O, s:O}", "ops",
-                                             (json_int_t)me, "key", kj,
-                                             "element", e->value, "read",
-                                             mp->list));
+                    tkv_result_add(
+                        c->res, "garbage-read",
+                        json_pack("{s:[I], s:O, s:O, s:O}", "ops",
+                                  (json_int_t)me, "key", kj, "element",
+                                  e->value, "read", mp->list));
                 } else if (c->txns[e->writer].type == TKV_HFAIL) {
                     tkv_result_add(
                         c->res, "G1a",
@@ -405,11 +410,10 @@ static int resolve_reads(struct ctx *c)
                 }
             }
             if (dups != NULL) {
-                tkv_result_add(c->res, "duplicate-elements",
-                               json_pack("{s:[I], s:O, s:o, s:O}", "ops",
-                                         (json_int_t)me, "key", kj,
-                                         "duplicates", dups, "read",
-                                         mp->list));
+                tkv_result_add(
+                    c->res, "duplicate-elements",
+                    json_pack("{s:[I], s:O, s:o, s:O}", "ops", (json_int_t)me,
+                              "key", kj, "duplicates", dups, "read", mp->list));
             }
             if (mp->len > 0) {
                 struct elem *last =
@@ -419,9 +423,8 @@ static int resolve_reads(struct ctx *c)
                     tkv_result_add(
                         c->res, "G1b",
                         json_pack("{s:o, s:O, s:O, s:s}", "ops",
-                                  ops2(name_of_txn(c, last->writer), me),
-                                  "key", kj, "element", last->value,
-                                  "explanation",
+                                  ops2(name_of_txn(c, last->writer), me), "key",
+                                  kj, "element", last->value, "explanation",
                                   "the read ended in an append its txn "
                                   "followed with another append to the key"));
                 }
@@ -504,8 +507,8 @@ static int check_internal(struct ctx *c)
                           (json_int_t)name_of_txn(c, t), "key",
                           c->keys[r->key].json, "mop", (json_int_t)i,
                           "expected", expected, "expected_is",
-                          prev != NULL ? "the whole list" : "a suffix",
-                          "read", r->list != NULL ? r->list : json_null()));
+                          prev != NULL ? "the whole list" : "a suffix", "read",
+                          r->list != NULL ? r->list : json_null()));
         }
     }
     return 0;
@@ -553,8 +556,8 @@ static int version_orders(struct ctx *c)
             tkv_result_add(
                 c->res, "incompatible-order",
                 json_pack("{s:o, s:O, s:[o,o]}", "ops",
-                          ops2(name_of_txn(c, t), name_of_txn(c, lg->txn)), "key",
-                          ky->json, "values", list_or_empty(mp->list),
+                          ops2(name_of_txn(c, t), name_of_txn(c, lg->txn)),
+                          "key", ky->json, "values", list_or_empty(mp->list),
                           list_or_empty(lg->list)));
         }
     }
@@ -626,9 +629,8 @@ static int build_readers(struct ctx *c)
     for (k = 0; k < nstates; k++) {
         c->rstart[k + 1] += c->rstart[k];
     }
-    c->readers =
-        tkv_malloc((c->rstart[nstates] ? c->rstart[nstates] : 1) *
-                   sizeof *c->readers);
+    c->readers = tkv_malloc((c->rstart[nstates] ? c->rstart[nstates] : 1) *
+                            sizeof *c->readers);
     if (c->readers == NULL) {
         return TKV_ENOMEM;
     }
@@ -688,8 +690,8 @@ static int add_dep_edges(struct ctx *c)
                 }
                 for (r = c->rstart[p]; r < c->rstart[p + 1]; r++) {
                     size_t rd = c->readers[r];
-                    if ((rv = tkv_graph_add(&c->g, c->txns[rd].node,
-                                            tx->node, TKV_EDGE_RW)) != 0) {
+                    if ((rv = tkv_graph_add(&c->g, c->txns[rd].node, tx->node,
+                                            TKV_EDGE_RW)) != 0) {
                         return rv;
                     }
                 }
@@ -714,8 +716,7 @@ static int add_rt_edges(struct ctx *c)
     size_t i, j;
     int rv = 0;
 
-    if (frontier == NULL || where == NULL || pstart == NULL ||
-        pcount == NULL) {
+    if (frontier == NULL || where == NULL || pstart == NULL || pcount == NULL) {
         rv = TKV_ENOMEM;
         goto out;
     }
@@ -733,8 +734,8 @@ static int add_rt_edges(struct ctx *c)
             continue;
         }
         if (ev->type == TKV_HINVOKE) {
-            if (grow((void **)&preds, &cap_preds, npreds + nf,
-                     sizeof *preds) != 0) {
+            if (grow((void **)&preds, &cap_preds, npreds + nf, sizeof *preds) !=
+                0) {
                 rv = TKV_ENOMEM;
                 goto out;
             }
@@ -860,8 +861,10 @@ static void cycle_free(struct cycle *cy)
     memset(cy, 0, sizeof *cy);
 }
 
-static int cycle_set_types(struct cycle *cy, const struct tkv_graph *g,
-                           unsigned allowed, int first_rw)
+static int cycle_set_types(struct cycle *cy,
+                           const struct tkv_graph *g,
+                           unsigned allowed,
+                           int first_rw)
 {
     unsigned *ty;
     size_t i;
@@ -881,14 +884,17 @@ static int cycle_set_types(struct cycle *cy, const struct tkv_graph *g,
 }
 
 /* A cycle of lg using only `allowed` edges: 1 found, 0 none, or
- * TKV_ENOMEM. Starts from the smallest non-trivial component. */
-static int find_cycle(const struct tkv_graph *lg, unsigned allowed,
+ * TKV_ENOMEM. It lies in the smallest non-trivial component; a
+ * breadth-first search from each of its nodes, while the budget lasts,
+ * keeps the shortest (the first search always completes). */
+static int find_cycle(const struct tkv_graph *lg,
+                      unsigned allowed,
                       struct cycle *cy)
 {
     size_t *comp = tkv_malloc((lg->n ? lg->n : 1) * sizeof *comp);
     size_t *size = NULL;
-    size_t ncomp = 0, i, best = NONE, start = NONE;
-    uint64_t budget = UINT64_MAX;
+    size_t ncomp = 0, i, best = NONE;
+    uint64_t budget = SEARCH_BUDGET;
     int rv;
 
     if (comp == NULL) {
@@ -909,16 +915,35 @@ static int find_cycle(const struct tkv_graph *lg, unsigned allowed,
             if (size[comp[i]] > 1 &&
                 (best == NONE || size[comp[i]] < size[best])) {
                 best = comp[i];
-                start = i;
             }
         }
-        if (start != NONE) {
-            rv = tkv_graph_path(lg, start, start, allowed, &budget, &cy->path,
-                                &cy->len);
-            if (rv == 1) {
-                rv = cycle_set_types(cy, lg, allowed, 0);
-                rv = rv == 0 ? 1 : rv;
+        for (i = 0; best != NONE && i < lg->n && cy->len != 3; i++) {
+            uint64_t unlimited = UINT64_MAX;
+            size_t *p, len;
+            if (comp[i] != best) {
+                continue;
             }
+            rv = tkv_graph_path(lg, i, i, allowed,
+                                cy->path == NULL ? &unlimited : &budget, &p,
+                                &len);
+            if (rv < 0) {
+                break;
+            }
+            if (rv == 1 && (cy->path == NULL || len < cy->len)) {
+                tkv_free(cy->path);
+                cy->path = p;
+                cy->len = len;
+            } else {
+                tkv_free(p);
+            }
+            rv = 0;
+            if (budget == 0) {
+                break;
+            }
+        }
+        if (rv == 0 && cy->path != NULL) {
+            rv = cycle_set_types(cy, lg, allowed, 0);
+            rv = rv == 0 ? 1 : rv;
         }
     }
     tkv_free(comp);
@@ -926,67 +951,79 @@ static int find_cycle(const struct tkv_graph *lg, unsigned allowed,
     return rv;
 }
 
-/* A cycle with exactly one rw edge, the rest in `rest`. 1, 0, TKV_ENOMEM;
- * *exhausted set when the budget ran out first. */
-static int find_single(const struct tkv_graph *lg, unsigned rest,
-                       struct cycle *cy, int *exhausted)
+/* A cycle with exactly one rw edge, the rest in `rest`: for each rw edge
+ * a -> b, a shortest path b ~> a; the shortest cycle found while the
+ * budget lasts. 1, 0, TKV_ENOMEM; *exhausted set when the budget ran out
+ * before any was found. */
+static int find_single(const struct tkv_graph *lg,
+                       unsigned rest,
+                       struct cycle *cy,
+                       int *exhausted)
 {
     uint64_t budget = SEARCH_BUDGET;
     size_t a, e;
+    size_t *best = NULL, best_len = 0, best_a = 0;
+    int rv = 0;
 
     *exhausted = 0;
-    for (a = 0; a < lg->n; a++) {
-        for (e = lg->start[a]; e < lg->start[a + 1]; e++) {
-            size_t *p;
-            size_t len;
-            int rv;
+    for (a = 0; a < lg->n && budget > 0 && best_len != 2; a++) {
+        for (e = lg->start[a]; e < lg->start[a + 1] && budget > 0; e++) {
+            size_t *p, len;
             if (!(lg->mask[e] & TKV_EDGE_RW)) {
                 continue;
             }
             rv = tkv_graph_path(lg, lg->to[e], a, rest, &budget, &p, &len);
             if (rv < 0) {
+                tkv_free(best);
                 return rv;
             }
-            if (rv == 1) {
-                cy->path = tkv_malloc((len + 1) * sizeof *cy->path);
-                if (cy->path == NULL) {
-                    tkv_free(p);
-                    return TKV_ENOMEM;
-                }
-                cy->path[0] = a;
-                memcpy(cy->path + 1, p, len * sizeof *p);
-                cy->len = len + 1;
+            if (rv == 1 && (best == NULL || len < best_len)) {
+                tkv_free(best);
+                best = p;
+                best_len = len;
+                best_a = a;
+            } else if (rv == 1) {
                 tkv_free(p);
-                rv = cycle_set_types(cy, lg, rest, 1);
-                return rv == 0 ? 1 : rv;
-            }
-            if (budget == 0) {
-                *exhausted = 1;
-                return 0;
             }
         }
     }
-    return 0;
+    if (best == NULL) {
+        *exhausted = budget == 0;
+        return 0;
+    }
+    cy->path = tkv_malloc((best_len + 1) * sizeof *cy->path);
+    if (cy->path == NULL) {
+        tkv_free(best);
+        return TKV_ENOMEM;
+    }
+    cy->path[0] = best_a;
+    memcpy(cy->path + 1, best, best_len * sizeof *best);
+    cy->len = best_len + 1;
+    tkv_free(best);
+    rv = cycle_set_types(cy, lg, rest, 1);
+    return rv == 0 ? 1 : rv;
 }
 
 static const char *edge_name(unsigned t)
 {
     switch (t) {
-    case TKV_EDGE_WW:
-        return "ww";
-    case TKV_EDGE_WR:
-        return "wr";
-    case TKV_EDGE_RW:
-        return "rw";
-    default:
-        return "rt";
+        case TKV_EDGE_WW:
+            return "ww";
+        case TKV_EDGE_WR:
+            return "wr";
+        case TKV_EDGE_RW:
+            return "rw";
+        default:
+            return "rt";
     }
 }
 
 /* Report cycle cy of a local graph whose node i is global node
  * global[i]. */
-static void report_cycle(struct ctx *c, const char *type,
-                         const struct cycle *cy, const size_t *global,
+static void report_cycle(struct ctx *c,
+                         const char *type,
+                         const struct cycle *cy,
+                         const size_t *global,
                          const char *note)
 {
     json_t *ops = json_array();
@@ -999,10 +1036,9 @@ static void report_cycle(struct ctx *c, const char *type,
         size_t ta = c->node_txn[global[cy->path[i]]];
         size_t tb = c->node_txn[global[cy->path[i + 1]]];
         json_t *why = explain(c, ta, tb, ty[i]);
-        json_t *step = json_pack("{s:I, s:I, s:s}", "from",
-                                 (json_int_t)name_of_txn(c, ta), "to",
-                                 (json_int_t)name_of_txn(c, tb), "type",
-                                 edge_name(ty[i]));
+        json_t *step = json_pack(
+            "{s:I, s:I, s:s}", "from", (json_int_t)name_of_txn(c, ta), "to",
+            (json_int_t)name_of_txn(c, tb), "type", edge_name(ty[i]));
         json_array_append_new(ops, json_integer(name_of_txn(c, ta)));
         if (step != NULL && why != NULL) {
             json_object_del(why, "type");
@@ -1024,7 +1060,9 @@ static const char *budget_note =
     "there may be one";
 
 /* Classify the cycles of one non-trivial SCC, given as global nodes. */
-static int classify(struct ctx *c, const size_t *nodes, size_t k,
+static int classify(struct ctx *c,
+                    const size_t *nodes,
+                    size_t k,
                     size_t *gscratch)
 {
     struct tkv_graph lg, dg;
@@ -1039,8 +1077,7 @@ static int classify(struct ctx *c, const size_t *nodes, size_t k,
 
     memset(&cy, 0, sizeof cy);
     memset(&lg, 0, sizeof lg);
-    if (comp == NULL || lscratch == NULL || members == NULL ||
-        global == NULL) {
+    if (comp == NULL || lscratch == NULL || members == NULL || global == NULL) {
         rv = TKV_ENOMEM;
         goto out;
     }
@@ -1074,13 +1111,11 @@ static int classify(struct ctx *c, const size_t *nodes, size_t k,
         exhausted = 0;
         if ((rv = find_cycle(&dg, TKV_EDGE_WW, &cy)) == 1) {
             report_cycle(c, "G0", &cy, global, NULL);
-        } else if (rv == 0 &&
-                   (rv = find_cycle(&dg, TKV_EDGE_WW | TKV_EDGE_WR, &cy)) ==
-                       1) {
+        } else if (rv == 0 && (rv = find_cycle(&dg, TKV_EDGE_WW | TKV_EDGE_WR,
+                                               &cy)) == 1) {
             report_cycle(c, "G1c", &cy, global, NULL);
-        } else if (rv == 0 &&
-                   (rv = find_single(&dg, TKV_EDGE_WW | TKV_EDGE_WR, &cy,
-                                     &exhausted)) == 1) {
+        } else if (rv == 0 && (rv = find_single(&dg, TKV_EDGE_WW | TKV_EDGE_WR,
+                                                &cy, &exhausted)) == 1) {
             report_cycle(c, "G-single", &cy, global, NULL);
         } else if (rv == 0 && (rv = find_cycle(&dg, NONRT, &cy)) == 1) {
             report_cycle(c, "G2", &cy, global, exhausted ? budget_note : NULL);
@@ -1197,8 +1232,10 @@ static void ctx_close(struct ctx *c)
     tkv_buf_close(&c->tmp);
 }
 
-int tkv_check_append(const struct tkv_history *h, const json_t *opts,
-                     struct tkv_result *res, struct tkv_err *err)
+int tkv_check_append(const struct tkv_history *h,
+                     const json_t *opts,
+                     struct tkv_result *res,
+                     struct tkv_err *err)
 {
     struct ctx *c = tkv_calloc(1, sizeof *c);
     int64_t counts[4] = {0, 0, 0, 0};
@@ -1239,11 +1276,11 @@ int tkv_check_append(const struct tkv_history *h, const json_t *opts,
         (rv = find_cycles(c, &nsccs)) != 0) {
         goto out;
     }
-    tkv_result_stat(res, "txns",
-                    json_pack("{s:I, s:I, s:I}", "ok",
-                              (json_int_t)counts[TKV_HOK], "fail",
-                              (json_int_t)counts[TKV_HFAIL], "info",
-                              (json_int_t)counts[TKV_HINFO]));
+    tkv_result_stat(
+        res, "txns",
+        json_pack("{s:I, s:I, s:I}", "ok", (json_int_t)counts[TKV_HOK], "fail",
+                  (json_int_t)counts[TKV_HFAIL], "info",
+                  (json_int_t)counts[TKV_HINFO]));
     tkv_result_stat_int(res, "keys", (int64_t)c->nkeys);
     tkv_result_stat_int(res, "elements", (int64_t)c->nelems);
     tkv_result_stat_int(res, "graph_nodes", (int64_t)c->nnodes);

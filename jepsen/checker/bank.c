@@ -22,13 +22,13 @@ static int account_name(const json_t *v, struct tkv_buf *out)
 {
     tkv_buf_reset(out);
     if (json_is_string(v)) {
-        return tkv_buf_append(out, json_string_value(v),
-                              json_string_length(v));
+        return tkv_buf_append(out, json_string_value(v), json_string_length(v));
     }
     return tkv_hvalue_canon(v, out);
 }
 
-static int add_account(struct tkv_strmap *known, const json_t *v,
+static int add_account(struct tkv_strmap *known,
+                       const json_t *v,
                        struct tkv_buf *tmp)
 {
     if (account_name(v, tmp) != 0 ||
@@ -39,7 +39,9 @@ static int add_account(struct tkv_strmap *known, const json_t *v,
 }
 
 /* Sum a read; TKV_EINVALID when it is not an object of integers. */
-static int read_sum(const struct tkv_history *h, size_t i, int64_t *sum,
+static int read_sum(const struct tkv_history *h,
+                    size_t i,
+                    int64_t *sum,
                     struct tkv_err *err)
 {
     const json_t *r = h->ops[i].result;
@@ -66,8 +68,10 @@ static int read_sum(const struct tkv_history *h, size_t i, int64_t *sum,
     return 0;
 }
 
-int tkv_check_bank(const struct tkv_history *h, const json_t *opts,
-                   struct tkv_result *res, struct tkv_err *err)
+int tkv_check_bank(const struct tkv_history *h,
+                   const json_t *opts,
+                   struct tkv_result *res,
+                   struct tkv_err *err)
 {
     struct tkv_strmap known;
     struct tkv_buf tmp;
@@ -143,7 +147,8 @@ int tkv_check_bank(const struct tkv_history *h, const json_t *opts,
                 }
             }
         }
-        if (first_read != TKV_HNONE && json_is_object(h->ops[first_read].result)) {
+        if (first_read != TKV_HNONE &&
+            json_is_object(h->ops[first_read].result)) {
             const char *acct;
             json_t *bal;
             json_object_foreach(h->ops[first_read].result, acct, bal)
@@ -183,28 +188,27 @@ int tkv_check_bank(const struct tkv_history *h, const json_t *opts,
             goto out;
         }
         if (sum != total) {
-            tkv_result_add(res, "wrong-total",
-                           json_pack("{s:[I], s:I, s:I, s:O}", "ops",
-                                     (json_int_t)name, "total",
-                                     (json_int_t)sum, "expected",
-                                     (json_int_t)total, "balances",
-                                     o->result));
+            tkv_result_add(
+                res, "wrong-total",
+                json_pack("{s:[I], s:I, s:I, s:O}", "ops", (json_int_t)name,
+                          "total", (json_int_t)sum, "expected",
+                          (json_int_t)total, "balances", o->result));
         }
         json_object_foreach(o->result, acct, bal)
         {
             int64_t b = 0;
             tkv_hvalue_int(bal, &b);
             if (b < 0) {
-                tkv_result_add(res, "negative-balance",
-                               json_pack("{s:[I], s:s, s:I}", "ops",
-                                         (json_int_t)name, "account", acct,
-                                         "balance", (json_int_t)b));
+                tkv_result_add(
+                    res, "negative-balance",
+                    json_pack("{s:[I], s:s, s:I}", "ops", (json_int_t)name,
+                              "account", acct, "balance", (json_int_t)b));
             }
             if (tkv_strmap_get(&known, acct, strlen(acct)) == NULL) {
-                tkv_result_add(res, "unknown-account",
-                               json_pack("{s:[I], s:s, s:I}", "ops",
-                                         (json_int_t)name, "account", acct,
-                                         "balance", (json_int_t)b));
+                tkv_result_add(
+                    res, "unknown-account",
+                    json_pack("{s:[I], s:s, s:I}", "ops", (json_int_t)name,
+                              "account", acct, "balance", (json_int_t)b));
             }
         }
         nbad += tkv_result_count(res) > before;

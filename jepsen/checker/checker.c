@@ -12,8 +12,7 @@ const struct tkv_checker tkv_checkers[] = {
      "per-key read/write/cas registers are linearizable (WGL)"},
     {"set", tkv_check_set,
      "the final read holds every acknowledged add and nothing unknown"},
-    {"ttl", tkv_check_ttl,
-     "no read after expiry; no key vanishes early"},
+    {"ttl", tkv_check_ttl, "no read after expiry; no key vanishes early"},
     {NULL, NULL, NULL},
 };
 
@@ -29,8 +28,11 @@ const struct tkv_checker *tkv_checker_find(const char *workload)
     return NULL;
 }
 
-int tkv_opt_int(const json_t *opts, const char *name, int64_t def,
-                int64_t *out, struct tkv_err *err)
+int tkv_opt_int(const json_t *opts,
+                const char *name,
+                int64_t def,
+                int64_t *out,
+                struct tkv_err *err)
 {
     json_t *v = opts != NULL ? json_object_get(opts, name) : NULL;
 

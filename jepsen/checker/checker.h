@@ -20,7 +20,7 @@ typedef int (*tkv_check_fn)(const struct tkv_history *h,
                             struct tkv_err *err);
 
 struct tkv_checker {
-    const char *name;    /* the workload */
+    const char *name; /* the workload */
     tkv_check_fn check;
     const char *summary; /* one line, for usage messages */
 };
@@ -42,21 +42,34 @@ json_t *tkv_check(const char *workload,
                   struct tkv_err *err);
 
 /* The checkers themselves, one module each. */
-int tkv_check_bank(const struct tkv_history *h, const json_t *opts,
-                   struct tkv_result *res, struct tkv_err *err);
-int tkv_check_append(const struct tkv_history *h, const json_t *opts,
-                     struct tkv_result *res, struct tkv_err *err);
-int tkv_check_register(const struct tkv_history *h, const json_t *opts,
-                       struct tkv_result *res, struct tkv_err *err);
-int tkv_check_set(const struct tkv_history *h, const json_t *opts,
-                  struct tkv_result *res, struct tkv_err *err);
-int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
-                  struct tkv_result *res, struct tkv_err *err);
+int tkv_check_bank(const struct tkv_history *h,
+                   const json_t *opts,
+                   struct tkv_result *res,
+                   struct tkv_err *err);
+int tkv_check_append(const struct tkv_history *h,
+                     const json_t *opts,
+                     struct tkv_result *res,
+                     struct tkv_err *err);
+int tkv_check_register(const struct tkv_history *h,
+                       const json_t *opts,
+                       struct tkv_result *res,
+                       struct tkv_err *err);
+int tkv_check_set(const struct tkv_history *h,
+                  const json_t *opts,
+                  struct tkv_result *res,
+                  struct tkv_err *err);
+int tkv_check_ttl(const struct tkv_history *h,
+                  const json_t *opts,
+                  struct tkv_result *res,
+                  struct tkv_err *err);
 
 /* Option helpers shared by the checkers: the integer option `name`, or
  * `def` when absent or null. TKV_EINVALID when present but not an
  * integer. */
-int tkv_opt_int(const json_t *opts, const char *name, int64_t def,
-                int64_t *out /* OUT */, struct tkv_err *err);
+int tkv_opt_int(const json_t *opts,
+                const char *name,
+                int64_t def,
+                int64_t *out /* OUT */,
+                struct tkv_err *err);
 
 #endif /* TKV_JEPSEN_CHECKER_H */

@@ -68,7 +68,9 @@ int tkv_graph_build(struct tkv_graph *g)
     size_t i;
     size_t k = 0;
 
-    qsort(g->pending, g->npending, sizeof *g->pending, cmp_edge);
+    if (g->npending > 0) {
+        qsort(g->pending, g->npending, sizeof *g->pending, cmp_edge);
+    }
     /* merge repeats of (from, to) */
     for (i = 0; i < g->npending; i++) {
         if (k > 0 && g->pending[k - 1].from == g->pending[i].from &&

@@ -29,10 +29,10 @@ struct tkv_graph_edge {
 
 struct tkv_graph {
     size_t n;
-    size_t *start;     /* owned after build: n + 1 offsets into to/mask */
-    uint32_t *to;      /* owned after build */
-    uint8_t *mask;     /* owned after build */
-    size_t nedges;     /* after build: distinct (from, to) pairs */
+    size_t *start; /* owned after build: n + 1 offsets into to/mask */
+    uint32_t *to;  /* owned after build */
+    uint8_t *mask; /* owned after build */
+    size_t nedges; /* after build: distinct (from, to) pairs */
     struct tkv_graph_edge *pending; /* owned before build */
     size_t npending;
     size_t cap;
@@ -45,8 +45,7 @@ int tkv_graph_add(struct tkv_graph *g, size_t from, size_t to, unsigned mask);
 int tkv_graph_build(struct tkv_graph *g);
 
 /* The merged type bits of edge from -> to, 0 if none (binary search). */
-unsigned tkv_graph_edge_mask(const struct tkv_graph *g, size_t from,
-                             size_t to);
+unsigned tkv_graph_edge_mask(const struct tkv_graph *g, size_t from, size_t to);
 
 /* Strongly connected components over the edges whose type is in `allowed`.
  * comp[v] (n entries, caller-allocated) gets v's component id, ids in

@@ -217,14 +217,18 @@ static int pair(struct parser *p, size_t evpos, size_t lineno)
         return 0;
     }
     if (pr->pending == TKV_HNONE) {
-        snprintf(msg, sizeof msg, "%s completion of process %lld without an "
-                 "invoke", tkv_htype_name(ev->type), (long long)ev->process);
+        snprintf(msg, sizeof msg,
+                 "%s completion of process %lld without an "
+                 "invoke",
+                 tkv_htype_name(ev->type), (long long)ev->process);
         return bad(p, lineno, msg);
     }
     op = &h->ops[pr->pending];
     if (strcmp(op->f, ev->f) != 0) {
-        snprintf(msg, sizeof msg, "completion f \"%.40s\" differs from the "
-                 "invoke's \"%.40s\"", ev->f, op->f);
+        snprintf(msg, sizeof msg,
+                 "completion f \"%.40s\" differs from the "
+                 "invoke's \"%.40s\"",
+                 ev->f, op->f);
         return bad(p, lineno, msg);
     }
     op->complete = evpos;
@@ -363,12 +367,11 @@ json_t *tkv_hop_describe(const struct tkv_history *h, size_t op)
                            ? json_integer(h->events[o->complete].index)
                            : json_null();
 
-    return json_pack("{s:I, s:s, s:s, s:O, s:O, s:I, s:o}", "process",
-                     (json_int_t)o->process, "f", o->f, "type",
-                     tkv_htype_name(o->type), "value", o->value, "result",
-                     o->result, "invoke",
-                     (json_int_t)h->events[o->invoke].index, "complete",
-                     complete);
+    return json_pack(
+        "{s:I, s:s, s:s, s:O, s:O, s:I, s:o}", "process",
+        (json_int_t)o->process, "f", o->f, "type", tkv_htype_name(o->type),
+        "value", o->value, "result", o->result, "invoke",
+        (json_int_t)h->events[o->invoke].index, "complete", complete);
 }
 
 /* ---- values ---- */
@@ -380,6 +383,13 @@ static int canon_cb(const char *buffer, size_t size, void *data)
 
 int tkv_hvalue_canon(const json_t *v, struct tkv_buf *out)
 {
+    if (json_is_integer(v)) {
+        /* the common case, as jansson prints it, without its machinery */
+        char num[24];
+        int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
+                         json_integer_value(v));
+        return tkv_buf_append(out, num, (size_t)n);
+    }
     if (json_dump_callback(v, canon_cb, out,
                            JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) !=
         0) {

@@ -81,12 +81,13 @@
  *   set       invoke {"k": k, "ttl_ms": t}  (t null/absent/0: no expiry)
  *             ok     {"k": k, "ttl_ms": t, "sm_time": a} where a is the
  *                    state machine time the set was applied at (its log
- *                    entry's timestamp: expires_at = a + t). a may be null
- *                    or absent when the reply does not carry it.
+ *                    entry's timestamp: expires_at = a + t).
  *   read      invoke {"k": k}
  *             ok     {"k": k, "found": bool, "sm_time": r} where r is the
- *                    state machine time the read was served at (null if
- *                    unknown).
+ *                    state machine time the read was served at.
+ *   When the exact time is unknown, "sm_time" is null or absent and the op
+ *   may carry bounds instead: "sm_lo" <= time <= "sm_hi" (either may be
+ *   left out). These fields may also sit on the completion line itself.
  *   Every client line may carry "nemesis_clock": true|false: whether a
  *   clock fault was active at any moment between this op's invoke and its
  *   completion, or since any earlier fault that moved a clock (a jump
@@ -180,9 +181,7 @@ int64_t tkv_hop_name(const struct tkv_history *h, size_t op);
 
 /* A field of an op's completion line, else of its invoke line; NULL when
  * neither has it. */
-json_t *tkv_hop_field(const struct tkv_history *h,
-                      size_t op,
-                      const char *name);
+json_t *tkv_hop_field(const struct tkv_history *h, size_t op, const char *name);
 
 /* A JSON description of an op for results: {"process", "f", "type",
  * "value", "result", "invoke", "complete"}. New reference, NULL if out of

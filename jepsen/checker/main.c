@@ -147,15 +147,15 @@ int main(int argc, char **argv)
         return EXIT_SOFTWARE;
     }
     switch (tkv_result_verdict(results)) {
-    case 1:
-        code = 0;
-        break;
-    case 0:
-        code = EXIT_INVALID;
-        break;
-    default:
-        code = EXIT_UNKNOWN;
-        break;
+        case 1:
+            code = 0;
+            break;
+        case 0:
+            code = EXIT_INVALID;
+            break;
+        default:
+            code = EXIT_UNKNOWN;
+            break;
     }
     if (code == EXIT_UNKNOWN && json_object_get(results, "error") != NULL) {
         fprintf(stderr, "tuplekv-check: %s\n",

@@ -163,12 +163,12 @@ json_t *tkv_result_json(struct tkv_result *r,
                                 : json_true()) != 0 ||
         json_object_set_new(out, "workload", json_string(workload)) != 0 ||
         json_object_set(out, "anomaly_types", types) != 0 ||
-        json_object_set_new(out, "anomalies",
-                            error != NULL ? json_object()
-                                          : json_copy(r->anomalies)) != 0 ||
-        json_object_set_new(out, "anomaly_counts",
-                            error != NULL ? json_object()
-                                          : json_copy(r->counts)) != 0 ||
+        json_object_set_new(
+            out, "anomalies",
+            error != NULL ? json_object() : json_copy(r->anomalies)) != 0 ||
+        json_object_set_new(
+            out, "anomaly_counts",
+            error != NULL ? json_object() : json_copy(r->counts)) != 0 ||
         json_object_set(out, "stats", r->stats) != 0) {
         goto err_after_alloc;
     }

@@ -20,14 +20,16 @@
 
 /* Per element: what its adds did. */
 struct elem {
-    size_t ok_add;   /* an ok add that completed before the read, or NONE */
-    size_t any_add;  /* some add op, or NONE */
+    size_t ok_add;  /* an ok add that completed before the read, or NONE */
+    size_t any_add; /* some add op, or NONE */
     int n_ok, n_info, n_fail, n_concurrent;
     int present; /* times in the final read */
 };
 
-int tkv_check_set(const struct tkv_history *h, const json_t *opts,
-                  struct tkv_result *res, struct tkv_err *err)
+int tkv_check_set(const struct tkv_history *h,
+                  const json_t *opts,
+                  struct tkv_result *res,
+                  struct tkv_err *err)
 {
     struct tkv_strmap ids;
     struct tkv_buf tmp;
@@ -156,11 +158,11 @@ int tkv_check_set(const struct tkv_history *h, const json_t *opts,
             } else if (e->n_info > 0) {
                 recovered++;
             } else {
-                tkv_result_add(res, "failed-add-present",
-                               json_pack("{s:[I,I], s:O}", "ops",
-                                         (json_int_t)tkv_hop_name(h, e->any_add),
-                                         (json_int_t)read_name, "value",
-                                         add->value));
+                tkv_result_add(
+                    res, "failed-add-present",
+                    json_pack("{s:[I,I], s:O}", "ops",
+                              (json_int_t)tkv_hop_name(h, e->any_add),
+                              (json_int_t)read_name, "value", add->value));
             }
         } else if (e->n_ok > 0) {
             lost++;

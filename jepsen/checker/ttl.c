@@ -10,29 +10,34 @@
  *      real time, when no clock fault is active (a leader clock jumped
  *      forward makes sm time run ahead of real time, legitimately).
  *
- * What the history gives (history.h, "ttl"): a set's apply time a (its
- * sm_time) when the reply carries it; a read's sm time r. When a set's a is
- * unknown the checker bounds it, because sm time only grows along the log:
- *   lo = the largest sm time of any op that completed before the set was
- *        invoked; hi = the smallest sm time of any op invoked after the set
- *        completed (infinite for an info set, which may apply any time).
- * The same fact gives a third check for free: an op invoked after another
- * completed never reports a smaller sm time ("sm-time-regression").
+ * What the history gives (history.h, "ttl"): the sm time a set was applied
+ * at, a, and the one a read was served at, r: exactly ("sm_time"), between
+ * bounds ("sm_lo", "sm_hi"), or not at all. The checker narrows both with
+ * what the other ops say, because sm time only grows along the log: an
+ * op's time is at least the lower bound of any op that completed before it
+ * was invoked, and at most the upper bound of any op invoked after it
+ * completed (an info set has no upper bound: it may apply at any time). So
+ * every set S has a in [lo, hi] and every read r in [rlo, rhi]. The same
+ * fact gives a third check for free: an op whose upper bound is below the
+ * lower bound of an op that completed before it began went back in time
+ * ("sm-time-regression").
  *
- * Rule A, per ok read of key k with found = true at sm time r: some set S
- * of k (ok or info, invoked before the read completed) must be able to be
- * the visible version: applied by r (some a in [lo, hi] with a <= r), not
- * expired at r (taking a as late as possible: min(hi, r) + ttl > r), and
- * not definitely overwritten (no ok set S' definitely applied after S and
- * before r). None: "read-after-expiry" (or "unexpected-found" when no set
- * of k could have been applied at all).
+ * Rule A, per ok read of key k with found = true, taking r as early as it
+ * can be (rlo): some set S of k (ok or info, invoked before the read
+ * completed) must be able to be the visible version: applied by then (some
+ * a in [lo, hi] with a <= rlo), not expired (taking a as late as possible:
+ * min(hi, rlo) + ttl > rlo), and not overwritten for sure (no ok set S'
+ * surely applied after S and before the read, hi' < rlo). None:
+ * "read-after-expiry", or "unexpected-found" when no set of k could have
+ * been applied at all.
  *
  * Rule B has two forms, one per clock:
- *   B1 (sm time, always): an ok read of k with found = false at sm time r,
- *      while an ok set S was surely applied before (hi < r), is surely
- *      still alive (lo + ttl > r), and no other set of k could have been
- *      applied between and expired by r: "vanish-early" (basis sm_time).
- *      That is a state machine bug whatever the clocks did.
+ *   B1 (sm time, always): an ok read of k with found = false, while an ok
+ *      set S was surely applied before it (hi < rlo), is surely still alive
+ *      however late the read was served (lo + ttl > rhi), and no other set
+ *      of k could have been applied in between and expired by then:
+ *      "vanish-early" (basis sm_time). A state machine bug whatever the
+ *      clocks did.
  *   B2 (real time, only without clock faults): an ok read of k with
  *      found = false completed at real time c, after some ok set of k had
  *      completed. Every set S that may be the latest one applied before the
@@ -70,34 +75,60 @@ struct tread {
     size_t hop;
     size_t key;
     int found;
-    int has_r;
-    int64_t r;
+    int64_t rlo, rhi; /* it was served at an sm time in [rlo, rhi] */
     int clock_ok;
 };
 
-/* The sm_time of an ok op: in its result value, or on its completion
- * line. 1 when known. */
-static int sm_time_of(const struct tkv_history *h, const struct tkv_hop *o,
-                      int64_t *out)
+/* An integer field of an ok op's result value, or of its completion line.
+ * 1 when present. */
+static int sm_field(const struct tkv_history *h,
+                    const struct tkv_hop *o,
+                    const char *name,
+                    int64_t *out)
 {
-    json_t *v = json_object_get(o->result, "sm_time");
+    json_t *v = json_object_get(o->result, name);
 
     if (v == NULL || json_is_null(v)) {
         v = o->complete != NONE
-                ? json_object_get(h->events[o->complete].line, "sm_time")
+                ? json_object_get(h->events[o->complete].line, name)
                 : NULL;
     }
     return v != NULL && tkv_hvalue_int(v, out);
+}
+
+/* An ok op's own sm time bounds: exact, bounded, or unknown. */
+static void own_bounds(const struct tkv_history *h,
+                       const struct tkv_hop *o,
+                       int64_t *lo,
+                       int64_t *hi)
+{
+    int64_t v;
+
+    *lo = NEG_INF;
+    *hi = POS_INF;
+    if (o->type != TKV_HOK) {
+        return;
+    }
+    if (sm_field(h, o, "sm_time", &v)) {
+        *lo = *hi = v;
+        return;
+    }
+    if (sm_field(h, o, "sm_lo", &v)) {
+        *lo = v;
+    }
+    if (sm_field(h, o, "sm_hi", &v)) {
+        *hi = v;
+    }
 }
 
 /* nemesis_clock explicitly false on the op's lines, true on none. */
 static int clock_ok_of(const struct tkv_history *h, const struct tkv_hop *o)
 {
     json_t *a = json_object_get(h->events[o->invoke].line, "nemesis_clock");
-    json_t *b = o->complete != NONE
-                    ? json_object_get(h->events[o->complete].line,
-                                      "nemesis_clock")
-                    : NULL;
+    json_t *b =
+        o->complete != NONE
+            ? json_object_get(h->events[o->complete].line, "nemesis_clock")
+            : NULL;
 
     if (json_is_true(a) || json_is_true(b)) {
         return 0;
@@ -132,14 +163,19 @@ static int64_t add_sat(int64_t a, int64_t b)
     return a + b;
 }
 
+static json_t *bound_json(int64_t v)
+{
+    return v == NEG_INF || v == POS_INF ? json_null() : json_integer(v);
+}
+
 struct ttl_ctx {
     const struct tkv_history *h;
     struct tkv_result *res;
-    struct tset *sets;
+    struct tset *sets; /* owned */
     size_t nsets;
-    size_t *kstart; /* sets of key k: kstart[k] .. kstart[k + 1] */
-    const json_t **key_json;
-    size_t *clock_prefix; /* clock nemesis lines before each position */
+    size_t *kstart; /* owned: sets of key k are kstart[k] .. kstart[k+1] */
+    const json_t **key_json; /* owned array of borrowed keys */
+    size_t *clock_prefix;    /* owned: clock nemesis lines before each pos */
     int64_t tick_ms;
 };
 
@@ -148,9 +184,10 @@ static const struct tkv_hop *hop(const struct ttl_ctx *c, size_t i)
     return &c->h->ops[i];
 }
 
-/* S definitely applied after T: its lower bound is above T's upper one,
- * or T completed before S was invoked. */
-static int surely_after(const struct ttl_ctx *c, const struct tset *s,
+/* s surely applied after t: its lower bound is above t's upper one, or t
+ * completed before s was invoked. */
+static int surely_after(const struct ttl_ctx *c,
+                        const struct tset *s,
                         const struct tset *t)
 {
     const struct tkv_hop *ot = hop(c, t->hop);
@@ -161,45 +198,42 @@ static int surely_after(const struct ttl_ctx *c, const struct tset *s,
 
 static json_t *set_json(const struct ttl_ctx *c, const struct tset *s)
 {
-    return json_pack("{s:I, s:s, s:o, s:o, s:o}", "op",
-                     (json_int_t)tkv_hop_name(c->h, s->hop), "type",
-                     s->ok ? "ok" : "info", "ttl_ms",
-                     s->ttl == NO_TTL ? json_null() : json_integer(s->ttl),
-                     "applied_min",
-                     s->lo == NEG_INF ? json_null() : json_integer(s->lo),
-                     "applied_max",
-                     s->hi == POS_INF ? json_null() : json_integer(s->hi));
+    return json_pack(
+        "{s:I, s:s, s:o, s:o, s:o}", "op",
+        (json_int_t)tkv_hop_name(c->h, s->hop), "type", s->ok ? "ok" : "info",
+        "ttl_ms", s->ttl == NO_TTL ? json_null() : json_integer(s->ttl),
+        "applied_min", bound_json(s->lo), "applied_max", bound_json(s->hi));
 }
 
-/* Rule A for read rd. */
+/* Rule A for read rd (rd->rlo is finite). */
 static void rule_a(struct ttl_ctx *c, const struct tread *rd)
 {
     const struct tkv_hop *ro = hop(c, rd->hop);
-    size_t i, j;
-    int any_applied = 0;
     const struct tset *latest = NULL;
     int64_t latest_a = NEG_INF;
+    int any_applied = 0;
+    size_t i, j;
     json_t *a;
 
     for (i = c->kstart[rd->key]; i < c->kstart[rd->key + 1]; i++) {
         const struct tset *s = &c->sets[i];
-        int64_t at = s->hi < rd->r ? s->hi : rd->r;
+        int64_t at = s->hi < rd->rlo ? s->hi : rd->rlo;
         int overwritten = 0;
 
         if (hop(c, s->hop)->invoke > ro->complete || at < s->lo) {
-            continue; /* cannot have been applied by r */
+            continue; /* cannot have been applied by then */
         }
         any_applied = 1;
         if (latest == NULL || at > latest_a) {
             latest = s;
             latest_a = at;
         }
-        if (add_sat(at, s->ttl) <= rd->r) {
-            continue; /* expired by r however late it applied */
+        if (add_sat(at, s->ttl) <= rd->rlo) {
+            continue; /* expired by then however late it applied */
         }
         for (j = c->kstart[rd->key]; j < c->kstart[rd->key + 1]; j++) {
             const struct tset *s2 = &c->sets[j];
-            if (j != i && s2->ok && s2->hi < rd->r &&
+            if (j != i && s2->ok && s2->hi < rd->rlo &&
                 surely_after(c, s2, s)) {
                 overwritten = 1;
                 break;
@@ -211,20 +245,18 @@ static void rule_a(struct ttl_ctx *c, const struct tread *rd)
     }
     a = json_pack("{s:[I], s:O, s:I}", "ops",
                   (json_int_t)tkv_hop_name(c->h, rd->hop), "key",
-                  c->key_json[rd->key], "sm_time", (json_int_t)rd->r);
+                  c->key_json[rd->key], "sm_time_min", (json_int_t)rd->rlo);
     if (a != NULL && latest != NULL) {
         json_array_insert_new(json_object_get(a, "ops"), 0,
                               json_integer(tkv_hop_name(c->h, latest->hop)));
         json_object_set_new(a, "set", set_json(c, latest));
-        json_object_set_new(
-            a, "expires_at_max",
-            latest->ttl == NO_TTL ? json_null()
-                                  : json_integer(add_sat(latest_a,
-                                                         latest->ttl)));
+        json_object_set_new(a, "expires_at_max",
+                            latest->ttl == NO_TTL
+                                ? json_null()
+                                : json_integer(add_sat(latest_a, latest->ttl)));
     }
-    tkv_result_add(c->res, any_applied ? "read-after-expiry"
-                                       : "unexpected-found",
-                   a);
+    tkv_result_add(c->res,
+                   any_applied ? "read-after-expiry" : "unexpected-found", a);
 }
 
 /* Rule B1 for read rd: 1 when it reported. */
@@ -237,8 +269,12 @@ static int rule_b1(struct ttl_ctx *c, const struct tread *rd)
         const struct tset *s = &c->sets[i];
         int explained = 0;
 
-        if (!s->ok || !(s->hi < rd->r) || add_sat(s->lo, s->ttl) <= rd->r) {
-            continue;
+        if (!s->ok || !(s->hi < rd->rlo)) {
+            continue; /* not surely applied before the read */
+        }
+        if (s->ttl != NO_TTL &&
+            (rd->rhi == POS_INF || add_sat(s->lo, s->ttl) <= rd->rhi)) {
+            continue; /* not surely alive when the read was served */
         }
         for (j = c->kstart[rd->key]; j < c->kstart[rd->key + 1]; j++) {
             const struct tset *s2 = &c->sets[j];
@@ -247,9 +283,11 @@ static int rule_b1(struct ttl_ctx *c, const struct tread *rd)
                 surely_after(c, s, s2)) {
                 continue;
             }
+            /* s2 may follow s; might it have expired by the read? */
             at = s2->lo > s->lo ? s2->lo : s->lo;
-            if (at < rd->r && s2->ttl != NO_TTL &&
-                add_sat(at, s2->ttl) <= rd->r) {
+            if (s2->ttl != NO_TTL &&
+                (rd->rhi == POS_INF ||
+                 (at < rd->rhi && add_sat(at, s2->ttl) <= rd->rhi))) {
                 explained = 1;
                 break;
             }
@@ -259,14 +297,14 @@ static int rule_b1(struct ttl_ctx *c, const struct tread *rd)
         }
         tkv_result_add(
             c->res, "vanish-early",
-            json_pack("{s:[I,I], s:O, s:s, s:I, s:o, s:o}", "ops",
+            json_pack("{s:[I,I], s:O, s:s, s:o, s:o, s:o}", "ops",
                       (json_int_t)tkv_hop_name(c->h, s->hop),
                       (json_int_t)tkv_hop_name(c->h, rd->hop), "key",
-                      c->key_json[rd->key], "basis", "sm_time", "sm_time",
-                      (json_int_t)rd->r, "set", set_json(c, s),
+                      c->key_json[rd->key], "basis", "sm_time", "sm_time_max",
+                      bound_json(rd->rhi), "set", set_json(c, s),
                       "expires_at_min",
                       s->ttl == NO_TTL ? json_null()
-                                       : json_integer(add_sat(s->lo, s->ttl))));
+                                       : bound_json(add_sat(s->lo, s->ttl))));
         return 1;
     }
     return 0;
@@ -277,14 +315,13 @@ static int rule_b2(struct ttl_ctx *c, const struct tread *rd)
 {
     const struct tkv_history *h = c->h;
     const struct tkv_hop *ro = hop(c, rd->hop);
-    size_t i, j;
-    size_t first = NONE;
     const struct tset *earliest = NULL;
     int64_t deadline = POS_INF;
-    int64_t done;
+    int64_t done = h->events[ro->complete].time;
+    size_t first = NONE;
     int any_done = 0;
+    size_t i, j;
 
-    done = h->events[ro->complete].time;
     if (!rd->clock_ok || done == TKV_HTIME_NONE) {
         return 0;
     }
@@ -300,12 +337,11 @@ static int rule_b2(struct ttl_ctx *c, const struct tread *rd)
         if (so->invoke > ro->complete) {
             continue;
         }
-        /* followed by an acknowledged set that completed before the
-         * read began: not the latest */
+        /* followed by an acknowledged set that completed before the read
+         * began: not the latest */
         for (j = c->kstart[rd->key]; j < c->kstart[rd->key + 1]; j++) {
-            const struct tset *s2 = &c->sets[j];
-            const struct tkv_hop *o2 = hop(c, s2->hop);
-            if (j != i && s2->ok && o2->complete < ro->invoke &&
+            const struct tkv_hop *o2 = hop(c, c->sets[j].hop);
+            if (j != i && c->sets[j].ok && o2->complete < ro->invoke &&
                 so->complete != NONE && so->complete < o2->invoke) {
                 superseded = 1;
                 break;
@@ -321,10 +357,10 @@ static int rule_b2(struct ttl_ctx *c, const struct tread *rd)
         if (first == NONE || so->invoke < first) {
             first = so->invoke;
         }
-        end = s->ttl == NO_TTL ? POS_INF
-                               : add_sat(t0, s->ttl > POS_INF / 1000000
-                                                 ? POS_INF
-                                                 : s->ttl * 1000000);
+        end = s->ttl == NO_TTL
+                  ? POS_INF
+                  : add_sat(t0, s->ttl > POS_INF / 1000000 ? POS_INF
+                                                           : s->ttl * 1000000);
         if (earliest == NULL || end < deadline) {
             deadline = end;
             earliest = s;
@@ -342,36 +378,40 @@ static int rule_b2(struct ttl_ctx *c, const struct tread *rd)
     }
     tkv_result_add(
         c->res, "vanish-early",
-        json_pack("{s:[I,I], s:O, s:s, s:I, s:I, s:o}", "ops",
+        json_pack("{s:[I,I], s:O, s:s, s:I, s:o, s:o}", "ops",
                   (json_int_t)tkv_hop_name(h, earliest->hop),
                   (json_int_t)tkv_hop_name(h, rd->hop), "key",
                   c->key_json[rd->key], "basis", "real_time",
                   "read_completed_ns", (json_int_t)done, "alive_until_ns",
-                  (json_int_t)deadline, "set", set_json(c, earliest)));
+                  bound_json(deadline), "set", set_json(c, earliest)));
     return 1;
 }
 
-static int bad_op(const struct tkv_history *h, size_t i, const char *why,
+static int bad_op(const struct tkv_history *h,
+                  size_t i,
+                  const char *why,
                   struct tkv_err *err)
 {
     return tkv_err_set(err, TKV_EINVALID, "ttl op at index %lld: %s",
                        (long long)h->events[h->ops[i].invoke].index, why);
 }
 
-int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
-                  struct tkv_result *res, struct tkv_err *err)
+int tkv_check_ttl(const struct tkv_history *h,
+                  const json_t *opts,
+                  struct tkv_result *res,
+                  struct tkv_err *err)
 {
     struct ttl_ctx c;
     struct tkv_strmap keys;
     struct tkv_buf tmp;
     struct tread *reads = NULL;
     size_t nreads = 0, nkeys = 0;
-    int64_t *pmax = NULL;  /* max sm time completed before position p */
-    int64_t *smin = NULL;  /* min sm time invoked at or after p */
-    int64_t *op_sm = NULL; /* per op, NEG_INF when unknown */
     size_t n = h->nevents;
-    size_t i;
+    int64_t *own_lo = NULL, *own_hi = NULL; /* per op */
+    int64_t *pmax = NULL; /* max lower bound completed before position p */
+    int64_t *smin = NULL; /* min upper bound invoked at or after p */
     int64_t checked_a = 0, checked_b1 = 0, checked_b2 = 0;
+    size_t i;
     int rv = 0;
 
     memset(&c, 0, sizeof c);
@@ -385,24 +425,24 @@ int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
     c.sets = tkv_malloc((h->nops ? h->nops : 1) * sizeof *c.sets);
     reads = tkv_malloc((h->nops ? h->nops : 1) * sizeof *reads);
     c.key_json = tkv_malloc((h->nops ? h->nops : 1) * sizeof *c.key_json);
+    own_lo = tkv_malloc((h->nops ? h->nops : 1) * sizeof *own_lo);
+    own_hi = tkv_malloc((h->nops ? h->nops : 1) * sizeof *own_hi);
     pmax = tkv_malloc((n + 1) * sizeof *pmax);
     smin = tkv_malloc((n + 2) * sizeof *smin);
-    op_sm = tkv_malloc((h->nops ? h->nops : 1) * sizeof *op_sm);
     c.clock_prefix = tkv_malloc((n + 1) * sizeof *c.clock_prefix);
     if (c.sets == NULL || reads == NULL || c.key_json == NULL ||
-        pmax == NULL || smin == NULL || op_sm == NULL ||
+        own_lo == NULL || own_hi == NULL || pmax == NULL || smin == NULL ||
         c.clock_prefix == NULL) {
         rv = TKV_ENOMEM;
         goto out;
     }
 
-    /* ops */
+    /* the ops */
     for (i = 0; i < h->nops; i++) {
         const struct tkv_hop *o = &h->ops[i];
         json_t *k = json_object_get(o->value, "k");
-        int64_t kid, sm;
+        int64_t kid;
 
-        op_sm[i] = NEG_INF;
         if (k == NULL) {
             rv = bad_op(h, i, "value must be {\"k\": key, ...}", err);
             goto out;
@@ -416,9 +456,7 @@ int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
         if ((size_t)kid == nkeys) {
             c.key_json[nkeys++] = k;
         }
-        if (o->type == TKV_HOK && sm_time_of(h, o, &sm)) {
-            op_sm[i] = sm;
-        }
+        own_bounds(h, o, &own_lo[i], &own_hi[i]);
         if (strcmp(o->f, "set") == 0) {
             struct tset *s = &c.sets[c.nsets];
             json_t *t = json_object_get(o->value, "ttl_ms");
@@ -451,8 +489,6 @@ int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
             r->hop = i;
             r->key = (size_t)kid;
             r->found = json_is_true(found);
-            r->has_r = op_sm[i] != NEG_INF;
-            r->r = op_sm[i];
             r->clock_ok = clock_ok_of(h, o);
             nreads++;
         } else {
@@ -461,14 +497,14 @@ int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
         }
     }
 
-    /* sm time bounds by position */
+    /* what the other ops say, by position */
     pmax[0] = NEG_INF;
     c.clock_prefix[0] = 0;
     for (i = 0; i < n; i++) {
         const struct tkv_hevent *ev = &h->events[i];
         int64_t v = NEG_INF;
         if (ev->op != NONE && ev->type != TKV_HINVOKE) {
-            v = op_sm[ev->op];
+            v = own_lo[ev->op];
         }
         pmax[i + 1] = v > pmax[i] ? v : pmax[i];
         c.clock_prefix[i + 1] =
@@ -479,33 +515,37 @@ int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
     for (i = n; i-- > 0;) {
         const struct tkv_hevent *ev = &h->events[i];
         int64_t v = POS_INF;
-        if (ev->op != NONE && ev->type == TKV_HINVOKE &&
-            op_sm[ev->op] != NEG_INF) {
-            v = op_sm[ev->op];
+        if (ev->op != NONE && ev->type == TKV_HINVOKE) {
+            v = own_hi[ev->op];
         }
         smin[i] = v < smin[i + 1] ? v : smin[i + 1];
     }
-    /* regressions: an op reporting less than what completed before it */
     for (i = 0; i < h->nops; i++) {
         const struct tkv_hop *o = &h->ops[i];
-        if (op_sm[i] != NEG_INF && op_sm[i] < pmax[o->invoke]) {
+        if (own_hi[i] != POS_INF && own_hi[i] < pmax[o->invoke]) {
             tkv_result_add(
                 res, "sm-time-regression",
                 json_pack("{s:[I], s:I, s:I}", "ops",
-                          (json_int_t)tkv_hop_name(h, i), "sm_time",
-                          (json_int_t)op_sm[i], "earlier_max",
+                          (json_int_t)tkv_hop_name(h, i), "sm_time_max",
+                          (json_int_t)own_hi[i], "earlier_min",
                           (json_int_t)pmax[o->invoke]));
         }
     }
     for (i = 0; i < c.nsets; i++) {
         struct tset *s = &c.sets[i];
         const struct tkv_hop *o = &h->ops[s->hop];
-        if (op_sm[s->hop] != NEG_INF) {
-            s->lo = s->hi = op_sm[s->hop];
-        } else {
-            s->lo = pmax[o->invoke];
-            s->hi = s->ok ? smin[o->complete + 1] : POS_INF;
-        }
+        int64_t lo = pmax[o->invoke];
+        int64_t hi = s->ok ? smin[o->complete + 1] : POS_INF;
+        s->lo = own_lo[s->hop] > lo ? own_lo[s->hop] : lo;
+        s->hi = own_hi[s->hop] < hi ? own_hi[s->hop] : hi;
+    }
+    for (i = 0; i < nreads; i++) {
+        struct tread *r = &reads[i];
+        const struct tkv_hop *o = &h->ops[r->hop];
+        int64_t lo = pmax[o->invoke];
+        int64_t hi = smin[o->complete + 1];
+        r->rlo = own_lo[r->hop] > lo ? own_lo[r->hop] : lo;
+        r->rhi = own_hi[r->hop] < hi ? own_hi[r->hop] : hi;
     }
 
     /* sets grouped by key */
@@ -525,13 +565,13 @@ int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
     for (i = 0; i < nreads; i++) {
         const struct tread *rd = &reads[i];
         if (rd->found) {
-            if (rd->has_r) {
+            if (rd->rlo != NEG_INF) {
                 checked_a++;
                 rule_a(&c, rd);
             }
             continue;
         }
-        if (rd->has_r) {
+        if (rd->rlo != NEG_INF) {
             checked_b1++;
             if (rule_b1(&c, rd)) {
                 continue;
@@ -547,8 +587,9 @@ int tkv_check_ttl(const struct tkv_history *h, const json_t *opts,
     tkv_result_stat_int(res, "missing_reads_clock_ok", checked_b2);
     tkv_result_stat_int(res, "tick_ms", c.tick_ms);
     if (nreads > 0 && checked_a + checked_b1 == 0) {
-        tkv_result_note(res, "no read carried sm_time: only the wall-clock "
-                             "rule was checked");
+        tkv_result_note(res,
+                        "no read had a bound on its sm time: only the "
+                        "wall-clock rule was checked");
     }
 out:
     tkv_free(c.sets);
@@ -556,9 +597,10 @@ out:
     tkv_free(c.key_json);
     tkv_free(c.clock_prefix);
     tkv_free(reads);
+    tkv_free(own_lo);
+    tkv_free(own_hi);
     tkv_free(pmax);
     tkv_free(smin);
-    tkv_free(op_sm);
     tkv_buf_close(&tmp);
     tkv_strmap_close(&keys);
     return rv;

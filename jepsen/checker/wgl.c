@@ -58,7 +58,7 @@ struct cache {
     size_t nrec;
     size_t cap_rec;
     size_t words;
-    uint32_t *table; /* owned: record index + 1, 0 = empty */
+    uint32_t *table;  /* owned: record index + 1, 0 = empty */
     uint64_t *hashes; /* owned: hash per table slot */
     size_t tcap;
 };
@@ -150,8 +150,7 @@ static int cache_insert(struct cache *c,
 
 static uint64_t cache_bytes(const struct cache *c)
 {
-    return (uint64_t)c->cap_rec * (c->words + 1) * 8 +
-           (uint64_t)c->tcap * 12;
+    return (uint64_t)c->cap_rec * (c->words + 1) * 8 + (uint64_t)c->tcap * 12;
 }
 
 static void lift(struct node *nodes, uint32_t call)

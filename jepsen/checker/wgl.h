@@ -32,8 +32,8 @@ typedef int (*tkv_wgl_step_fn)(void *ctx,
                                int64_t *next /* OUT */);
 
 struct tkv_wgl_limits {
-    uint64_t max_steps;        /* 0: no bound */
-    uint64_t max_cache_bytes;  /* 0: no bound */
+    uint64_t max_steps;       /* 0: no bound */
+    uint64_t max_cache_bytes; /* 0: no bound */
 };
 
 enum tkv_wgl_verdict {

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -75,6 +76,8 @@ int tkvj_cluster_init(struct tkvj_cluster *cl, struct tkvj_run *r)
                 strerror(errno));
         return -1;
     }
+    snprintf(path, sizeof path, "%s/cores", o->store);
+    mkdir(path, 0755);
     for (i = 1; i <= cl->n; i++) {
         struct tkvj_node *nd = &cl->nodes[i];
         nd->id = i;
@@ -87,9 +90,12 @@ int tkvj_cluster_init(struct tkvj_cluster *cl, struct tkvj_run *r)
                  i);
         snprintf(nd->log_path, sizeof nd->log_path, "%s/n%d.log", o->store,
                  i);
+        snprintf(nd->core_dir, sizeof nd->core_dir, "%s/cores/n%d", o->store,
+                 i);
         off += (size_t)snprintf(cl->endpoints + off,
                                 sizeof cl->endpoints - off, "%s%s",
                                 i > 1 ? "," : "", nd->client);
+        mkdir(nd->core_dir, 0755);
     }
     cl->admin = tkvj_client(r, cl->endpoints);
     return cl->admin != NULL ? 0 : -1;
@@ -115,7 +121,7 @@ static void log_marker(struct tkvj_node *nd, const char *what)
  * the child's stdin; out_path (may be NULL: /dev/null) its stdout/err. */
 static pid_t spawn_in_ns(const char *ns, char *const argv[],
                          char *const envp[], int stdin_fd,
-                         const char *out_path)
+                         const char *out_path, const char *cwd)
 {
     char nspath[256];
     int nsfd;
@@ -150,6 +156,13 @@ static pid_t spawn_in_ns(const char *ns, char *const argv[],
         }
         dup2(outfd, 1);
         dup2(outfd, 2);
+        if (cwd != NULL) {
+            /* a crash leaves its core here (core_pattern "core") */
+            struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+            if (chdir(cwd) == 0) {
+                setrlimit(RLIMIT_CORE, &rl);
+            }
+        }
         execve(argv[0], argv, envp);
         _exit(127);
     }
@@ -271,7 +284,7 @@ int tkvj_cluster_start(struct tkvj_cluster *cl, int i, enum tkvj_start how,
     } else {
         log_marker(nd, what);
     }
-    pid = spawn_in_ns(nd->ns, argv, envp, -1, nd->log_path);
+    pid = spawn_in_ns(nd->ns, argv, envp, -1, nd->log_path, nd->core_dir);
     if (pid < 0) {
         pthread_mutex_unlock(&cl->mu);
         return -1;
@@ -336,13 +349,70 @@ static void unexpected_exit(struct tkvj_cluster *cl, struct tkvj_node *nd,
                             int status)
 {
     char desc[128];
+    char core[1300], kept[1300];
+    json_t *f;
     describe_status(status, desc, sizeof desc);
     tkvj_log("node %d exited on its own: %s (see %s)", nd->id, desc,
              nd->log_path);
-    tkvj_finding(cl->run, "node-crash",
-                 json_pack("{si si ss ss}", "node", nd->id, "incarnation",
-                           nd->incarnation, "status", desc, "log",
-                           nd->log_path));
+    f = json_pack("{si si ss ss}", "node", nd->id, "incarnation",
+                  nd->incarnation, "status", desc, "log", nd->log_path);
+    snprintf(core, sizeof core, "%s/core", nd->core_dir);
+    snprintf(kept, sizeof kept, "%s/core.%d", nd->core_dir, nd->incarnation);
+    if (rename(core, kept) == 0 && cl->ncrashes < TKVJ_MAX_CRASHES) {
+        json_object_set_new(f, "core", json_string(kept));
+        json_incref(f);
+        cl->crashes[cl->ncrashes++] = f;
+    }
+    tkvj_finding(cl->run, "node-crash", f);
+}
+
+void tkvj_cluster_backtraces(struct tkvj_cluster *cl)
+{
+    char gdb[256];
+    size_t k;
+    if (find_exe("gdb", gdb, sizeof gdb) == NULL) {
+        return;
+    }
+    for (k = 0; k < cl->ncrashes; k++) {
+        json_t *f = cl->crashes[k];
+        const char *core = json_string_value(json_object_get(f, "core"));
+        char out[1400], cmd[4200], line[512];
+        json_t *bt = json_array();
+        FILE *p;
+        snprintf(out, sizeof out, "%s.backtrace.txt", core);
+        snprintf(cmd, sizeof cmd,
+                 "timeout 60 %s -batch -nx -ex 'bt' -ex 'info sharedlibrary' "
+                 "-ex 'thread apply all bt' "
+                 "'%s' '%s' >'%s' 2>&1",
+                 gdb, cl->node_bin, core, out);
+        if (system(cmd) != 0) {
+            tkvj_log("gdb on %s failed", core);
+        }
+        p = fopen(out, "r");
+        while (p != NULL && fgets(line, sizeof line, p) != NULL &&
+               json_array_size(bt) < 40) {
+            line[strcspn(line, "\n")] = '\0';
+            size_t nb = json_array_size(bt);
+            if (line[0] == '#') {
+                /* gdb shows the crashing frame once on load, then in bt */
+                if (nb == 0 || strcmp(json_string_value(json_array_get(
+                                          bt, nb - 1)),
+                                      line) != 0) {
+                    json_array_append_new(bt, json_string(line));
+                }
+            } else if (nb > 0 && line[0] != '#') {
+                break; /* the crashing thread's stack is the first */
+            }
+        }
+        if (p != NULL) {
+            fclose(p);
+        }
+        json_object_set_new(f, "backtrace", bt);
+        json_object_set_new(f, "backtrace_file", json_string(out));
+        json_decref(f);
+        cl->crashes[k] = NULL;
+    }
+    cl->ncrashes = 0;
 }
 
 void tkvj_cluster_reap(struct tkvj_cluster *cl)
@@ -460,7 +530,7 @@ static int load_rules(struct tkvj_cluster *cl, int i,
     if (pipe2(fds, O_CLOEXEC) != 0) {
         return -1;
     }
-    pid = spawn_in_ns(cl->nodes[i].ns, argv, envp, fds[0], NULL);
+    pid = spawn_in_ns(cl->nodes[i].ns, argv, envp, fds[0], NULL, NULL);
     close(fds[0]);
     if (pid < 0) {
         close(fds[1]);

@@ -22,11 +22,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "tuplekv.h"
 
 #define TKVJ_MAX_NODES 9
 #define TKVJ_CLIENT_PORT 7000
 #define TKVJ_RAFT_PORT 7100
+#define TKVJ_MAX_CRASHES 16
 
 struct tkvj_run;
 
@@ -48,11 +51,12 @@ enum tkvj_start {
 struct tkvj_node {
     int id;
     char ns[96];
-    char ip[32];
+    char ip[48];
     char client[64]; /* "ip:port" */
     char raft[64];
     char data_dir[1200];
     char log_path[1200];
+    char core_dir[1200]; /* the node's cwd: cores land here */
     pid_t pid;        /* 0: not running */
     int incarnation;  /* bumped at every start */
     int paused;       /* SIGSTOPped */
@@ -73,6 +77,8 @@ struct tkvj_cluster {
     char iptables[256];
     struct tkv_client *admin; /* owned: status and membership calls */
     int stops_unclean;        /* nodes that did not stop on SIGTERM */
+    json_t *crashes[TKVJ_MAX_CRASHES]; /* findings with a core file */
+    size_t ncrashes;
 };
 
 /* Fill in addresses and paths, make the data directories. 0 or -1. */
@@ -130,5 +136,9 @@ int tkvj_cluster_pick_live(struct tkvj_cluster *cl, int not, uint64_t x);
 /* Stop every node: SIGCONT, SIGTERM, then SIGKILL after 10 s (a finding:
  * a node must stop on SIGTERM). Nonzero exit statuses are findings. */
 void tkvj_cluster_stop_all(struct tkvj_cluster *cl);
+
+/* For every crash that left a core file: gdb's backtrace next to the core
+ * and its first frames in the finding. After stop_all. */
+void tkvj_cluster_backtraces(struct tkvj_cluster *cl);
 
 #endif /* TKVJ_CLUSTER_H */

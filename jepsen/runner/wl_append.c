@@ -97,7 +97,7 @@ static int txn_fn(struct tkv_txn *tx, void *arg)
         if (rc != 0) {
             json_decref(key);
             ru->fn_failed = 1;
-            snprintf(ru->why, sizeof ru->why, "read: %s", err.msg);
+            snprintf(ru->why, sizeof ru->why, "read: %.100s", err.msg);
             return rc;
         }
         cur = item != NULL ? item->value : NULL;
@@ -126,7 +126,7 @@ static int txn_fn(struct tkv_txn *tx, void *arg)
                 tkv_item_free(item);
                 json_decref(key);
                 ru->fn_failed = 1;
-                snprintf(ru->why, sizeof ru->why, "set: %s", err.msg);
+                snprintf(ru->why, sizeof ru->why, "set: %.100s", err.msg);
                 return rc;
             }
         }
@@ -153,7 +153,7 @@ static enum tkvj_outcome invoke(void *state, struct tkvj_call *call)
     json_decref(ru.result);
     tkvj_call_error(call, rc, &err);
     if (ru.fn_failed) {
-        snprintf(call->error, sizeof call->error, "%s", ru.why);
+        snprintf(call->error, sizeof call->error, "%.200s", ru.why);
         return TKVJ_FAIL;
     }
     return tkvj_write_outcome(rc);

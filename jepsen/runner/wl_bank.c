@@ -97,7 +97,7 @@ static int transfer_fn(struct tkv_txn *tx, void *arg)
     json_decref(keys);
     if (rc != 0) {
         t->fn_failed = 1;
-        snprintf(t->why, sizeof t->why, "read: %s", err.msg);
+        snprintf(t->why, sizeof t->why, "read: %.100s", err.msg);
         return rc;
     }
     if (n != 2 || items[0] == NULL || items[1] == NULL ||
@@ -132,7 +132,7 @@ static int transfer_fn(struct tkv_txn *tx, void *arg)
     }
     if (rc != 0) {
         t->fn_failed = 1;
-        snprintf(t->why, sizeof t->why, "set: %s", err.msg);
+        snprintf(t->why, sizeof t->why, "set: %.100s", err.msg);
     }
     return rc;
 }
@@ -156,7 +156,7 @@ static enum tkvj_outcome do_read(struct tkvj_call *call)
     }
     call->result = json_object();
     for (i = 0; i < n; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof name, "%zu", i);
         json_object_set(call->result, name,
                         items[i] != NULL ? items[i]->value : json_null());
@@ -184,7 +184,7 @@ static enum tkvj_outcome do_transfer(struct tkvj_call *call)
     if (t.fn_failed) {
         /* the last run never reached its commit; earlier runs ended in
          * CONFLICT: nothing was written */
-        snprintf(call->error, sizeof call->error, "%s", t.why);
+        snprintf(call->error, sizeof call->error, "%.200s", t.why);
         return TKVJ_FAIL;
     }
     return tkvj_write_outcome(rc);

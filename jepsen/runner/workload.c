@@ -52,7 +52,7 @@ enum tkvj_outcome tkvj_write_outcome(int rc)
 
 void tkvj_call_error(struct tkvj_call *call, int rc, const struct tkv_err *err)
 {
-    snprintf(call->error, sizeof call->error, "%s: %s", tkv_errname(rc),
+    snprintf(call->error, sizeof call->error, "%s: %.200s", tkv_errname(rc),
              err != NULL && err->msg[0] != '\0' ? err->msg
                                                 : tkv_strerror(rc));
 }

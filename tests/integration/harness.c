@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -136,6 +137,8 @@ void hc_start(struct hc *c, int i, int mode, int join_from)
     }
     if (pid == 0) {
         int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        /* never outlive the test, even when it crashes */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (fd >= 0) {
             dup2(fd, 2);
             dup2(fd, 1);

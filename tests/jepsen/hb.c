@@ -37,8 +37,12 @@ static void put(struct hb *b, const char *s)
     assert_int_equal(tkv_buf_append(&b->text, s, strlen(s)), 0);
 }
 
-static int64_t line(struct hb *b, const char *process, const char *type,
-                    const char *f, const char *value, va_list ap)
+static int64_t line(struct hb *b,
+                    const char *process,
+                    const char *type,
+                    const char *f,
+                    const char *value,
+                    va_list ap)
 {
     char head[256];
     char *val = NULL;
@@ -72,37 +76,45 @@ static int64_t line(struct hb *b, const char *process, const char *type,
     return b->index++;
 }
 
-#define LINE(type)                                                        \
-    do {                                                                  \
-        char proc[32];                                                    \
-        va_list ap;                                                       \
-        int64_t i;                                                        \
-        snprintf(proc, sizeof proc, "%d", process);                       \
-        va_start(ap, value);                                              \
-        i = line(b, proc, type, f, value, ap);                            \
-        va_end(ap);                                                       \
-        return i;                                                         \
+#define LINE(type)                                  \
+    do {                                            \
+        char proc[32];                              \
+        va_list ap;                                 \
+        int64_t i;                                  \
+        snprintf(proc, sizeof proc, "%d", process); \
+        va_start(ap, value);                        \
+        i = line(b, proc, type, f, value, ap);      \
+        va_end(ap);                                 \
+        return i;                                   \
     } while (0)
 
-int64_t hb_invoke(struct hb *b, int process, const char *f,
-                  const char *value, ...)
+int64_t hb_invoke(struct hb *b,
+                  int process,
+                  const char *f,
+                  const char *value,
+                  ...)
 {
     LINE("invoke");
 }
 
-int64_t hb_ok(struct hb *b, int process, const char *f, const char *value,
-              ...)
+int64_t hb_ok(struct hb *b, int process, const char *f, const char *value, ...)
 {
     LINE("ok");
 }
 
-int64_t hb_fail(struct hb *b, int process, const char *f, const char *value,
+int64_t hb_fail(struct hb *b,
+                int process,
+                const char *f,
+                const char *value,
                 ...)
 {
     LINE("fail");
 }
 
-int64_t hb_info(struct hb *b, int process, const char *f, const char *value,
+int64_t hb_info(struct hb *b,
+                int process,
+                const char *f,
+                const char *value,
                 ...)
 {
     LINE("info");
@@ -149,8 +161,8 @@ json_t *hb_check(struct hb *b, const char *workload, const char *opts)
     tkv_history_close(&b->h);
     json_decref(b->res);
     b->res = NULL;
-    rv = tkv_history_parse(&b->h, (const char *)b->text.data, b->text.len,
-                           &err);
+    rv =
+        tkv_history_parse(&b->h, (const char *)b->text.data, b->text.len, &err);
     if (rv != 0) {
         print_message("parse: %s\n%.*s", err.msg, (int)b->text.len,
                       (const char *)b->text.data);
@@ -196,8 +208,7 @@ void hb_assert_anomaly(const json_t *res, const char *type)
     {
         found |= strcmp(json_string_value(t), type) == 0;
     }
-    if (tkv_result_verdict(res) != 0 || !found ||
-        json_array_size(list) == 0) {
+    if (tkv_result_verdict(res) != 0 || !found || json_array_size(list) == 0) {
         print_message("expected anomaly %s\n", type);
         dump(res);
     }

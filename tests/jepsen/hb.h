@@ -21,12 +21,12 @@
 
 struct hb {
     struct tkv_buf text;
-    int64_t index;      /* of the next line */
-    int64_t time;       /* of the next line, ns */
-    int64_t step;       /* time added after each line (default 1 ms) */
-    char extra[256];    /* fields for the next line only, e.g. "\"a\": 1" */
+    int64_t index;   /* of the next line */
+    int64_t time;    /* of the next line, ns */
+    int64_t step;    /* time added after each line (default 1 ms) */
+    char extra[256]; /* fields for the next line only, e.g. "\"a\": 1" */
     struct tkv_history h;
-    json_t *res;        /* the last results */
+    json_t *res; /* the last results */
 };
 
 void hb_init(struct hb *b);
@@ -34,14 +34,22 @@ void hb_close(struct hb *b);
 
 /* Each adds one line and returns its index. value is printf-style JSON
  * text; NULL leaves the value out. */
-int64_t hb_invoke(struct hb *b, int process, const char *f,
-                  const char *value, ...)
+int64_t hb_invoke(struct hb *b,
+                  int process,
+                  const char *f,
+                  const char *value,
+                  ...) __attribute__((format(printf, 4, 5)));
+int64_t hb_ok(struct hb *b, int process, const char *f, const char *value, ...)
     __attribute__((format(printf, 4, 5)));
-int64_t hb_ok(struct hb *b, int process, const char *f, const char *value,
-              ...) __attribute__((format(printf, 4, 5)));
-int64_t hb_fail(struct hb *b, int process, const char *f, const char *value,
+int64_t hb_fail(struct hb *b,
+                int process,
+                const char *f,
+                const char *value,
                 ...) __attribute__((format(printf, 4, 5)));
-int64_t hb_info(struct hb *b, int process, const char *f, const char *value,
+int64_t hb_info(struct hb *b,
+                int process,
+                const char *f,
+                const char *value,
                 ...) __attribute__((format(printf, 4, 5)));
 int64_t hb_nemesis(struct hb *b, const char *f);
 

@@ -71,8 +71,7 @@ static void test_wrong_total_option(void **state)
 
     hb_init(&b);
     base(&b);
-    hb_assert_anomaly(hb_check(&b, "bank", "{\"total\": 100}"),
-                      "wrong-total");
+    hb_assert_anomaly(hb_check(&b, "bank", "{\"total\": 100}"), "wrong-total");
     hb_close(&b);
 }
 
@@ -88,8 +87,7 @@ static void test_negative(void **state)
     bad = hb_ok(&b, 0, "read", "{\"0\": -2, \"1\": 22, \"2\": 10}");
     a = hb_anomaly(hb_check(&b, "bank", NULL), "negative-balance");
     assert_true(hb_has_op(a, bad));
-    assert_string_equal(json_string_value(json_object_get(a, "account")),
-                        "0");
+    assert_string_equal(json_string_value(json_object_get(a, "account")), "0");
     assert_int_equal(json_integer_value(json_object_get(a, "balance")), -2);
     hb_assert_only(b.res, (const char *const[]){"negative-balance", NULL});
     hb_close(&b);
@@ -104,12 +102,10 @@ static void test_unknown_account(void **state)
     hb_init(&b);
     base(&b);
     hb_invoke(&b, 0, "read", NULL);
-    bad = hb_ok(&b, 0, "read",
-                "{\"0\": 5, \"1\": 14, \"2\": 11, \"zz\": 0}");
+    bad = hb_ok(&b, 0, "read", "{\"0\": 5, \"1\": 14, \"2\": 11, \"zz\": 0}");
     a = hb_anomaly(hb_check(&b, "bank", NULL), "unknown-account");
     assert_true(hb_has_op(a, bad));
-    assert_string_equal(json_string_value(json_object_get(a, "account")),
-                        "zz");
+    assert_string_equal(json_string_value(json_object_get(a, "account")), "zz");
     hb_assert_only(b.res, (const char *const[]){"unknown-account", NULL});
     /* accounts from the options: "2" is now unknown as well */
     hb_assert_anomaly(hb_check(&b, "bank", "{\"accounts\": [0, 1]}"),

@@ -101,8 +101,8 @@ static void test_duplicate_and_failed(void **state)
     hb_invoke(&b, 1, "read", NULL);
     hb_ok(&b, 1, "read", "[0, 1, 1, 2, 4]");
     hb_check(&b, "set", NULL);
-    hb_assert_only(b.res, (const char *const[]){"duplicate",
-                                                "failed-add-present", NULL});
+    hb_assert_only(
+        b.res, (const char *const[]){"duplicate", "failed-add-present", NULL});
     hb_close(&b);
 }
 

@@ -17,8 +17,9 @@
 static int64_t set_at(struct hb *b, int p, const char *k, int ttl, int sm)
 {
     hb_invoke(b, p, "set", "{\"k\": \"%s\", \"ttl_ms\": %d}", k, ttl);
-    return hb_ok(b, p, "set", "{\"k\": \"%s\", \"ttl_ms\": %d, \"sm_time\": %d}",
-                 k, ttl, sm);
+    return hb_ok(b, p, "set",
+                 "{\"k\": \"%s\", \"ttl_ms\": %d, \"sm_time\": %d}", k, ttl,
+                 sm);
 }
 
 static int64_t read_at(struct hb *b, int p, const char *k, int found, int sm)
@@ -188,20 +189,20 @@ static void test_vanish_early_wall(void **state)
     struct hb b;
     json_t *a;
 
-    a = hb_anomaly(hb_check(wall(&b, 2000, "\"nemesis_clock\": false"),
-                            "ttl", NULL),
-                   "vanish-early");
+    a = hb_anomaly(
+        hb_check(wall(&b, 2000, "\"nemesis_clock\": false"), "ttl", NULL),
+        "vanish-early");
     assert_string_equal(json_string_value(json_object_get(a, "basis")),
                         "real_time");
     hb_close(&b);
 
     /* within a tick of the expiry: fine; just outside: flagged */
-    hb_assert_valid(hb_check(wall(&b, 9600, "\"nemesis_clock\": false"),
-                             "ttl", NULL));
+    hb_assert_valid(
+        hb_check(wall(&b, 9600, "\"nemesis_clock\": false"), "ttl", NULL));
     hb_close(&b);
-    hb_assert_anomaly(hb_check(wall(&b, 9400, "\"nemesis_clock\": false"),
-                               "ttl", NULL),
-                      "vanish-early");
+    hb_assert_anomaly(
+        hb_check(wall(&b, 9400, "\"nemesis_clock\": false"), "ttl", NULL),
+        "vanish-early");
     hb_close(&b);
     /* a smaller tick makes 9600 early too */
     hb_assert_anomaly(hb_check(wall(&b, 9600, "\"nemesis_clock\": false"),
@@ -210,8 +211,8 @@ static void test_vanish_early_wall(void **state)
     hb_close(&b);
 
     /* a clock fault, or not knowing, turns the rule off */
-    hb_assert_valid(hb_check(wall(&b, 2000, "\"nemesis_clock\": true"), "ttl",
-                             NULL));
+    hb_assert_valid(
+        hb_check(wall(&b, 2000, "\"nemesis_clock\": true"), "ttl", NULL));
     hb_close(&b);
     hb_assert_valid(hb_check(wall(&b, 2000, NULL), "ttl", NULL));
     hb_close(&b);
@@ -242,6 +243,67 @@ static void test_sm_time_regression(void **state)
     hb_close(&b);
 }
 
+/* Bounds instead of exact times: sm_lo/sm_hi on the ops themselves. */
+static void test_bounds(void **state)
+{
+    struct hb b;
+
+    hb_init(&b);
+    hb_invoke(&b, 0, "set", "{\"k\": \"a\", \"ttl_ms\": 500}");
+    hb_ok(&b, 0, "set",
+          "{\"k\": \"a\", \"ttl_ms\": 500, \"sm_time\": null, "
+          "\"sm_lo\": 1000, \"sm_hi\": 1100}");
+    hb_invoke(&b, 1, "read", "{\"k\": \"a\"}");
+    hb_ok(&b, 1, "read",
+          "{\"k\": \"a\", \"found\": true, \"sm_lo\": 1550, "
+          "\"sm_hi\": 1700}");
+    hb_assert_valid(hb_check(&b, "ttl", NULL)); /* maybe served at 1550 */
+    hb_invoke(&b, 1, "read", "{\"k\": \"a\"}");
+    hb_extra(&b, "\"sm_lo\": 1650, \"sm_hi\": 1700");
+    hb_ok(&b, 1, "read", "{\"k\": \"a\", \"found\": true}");
+    hb_assert_only(hb_check(&b, "ttl", NULL),
+                   (const char *const[]){"read-after-expiry", NULL});
+    hb_close(&b);
+
+    /* a long TTL, missing at some time in [3000, 3500] */
+    hb_init(&b);
+    set_at(&b, 0, "a", 10000, 1000);
+    hb_invoke(&b, 1, "read", "{\"k\": \"a\"}");
+    hb_ok(&b, 1, "read",
+          "{\"k\": \"a\", \"found\": false, \"sm_lo\": 3000, "
+          "\"sm_hi\": 3500}");
+    hb_assert_only(hb_check(&b, "ttl", NULL),
+                   (const char *const[]){"vanish-early", NULL});
+    hb_close(&b);
+}
+
+/* A read without any time of its own is bounded by its neighbours: it
+ * began after a read served at 1600, so it was served at 1600 or later. */
+static void test_bounds_from_neighbours(void **state)
+{
+    struct hb b;
+
+    hb_init(&b);
+    set_at(&b, 0, "a", 500, 1000);
+    read_at(&b, 1, "b", 0, 1600);
+    hb_invoke(&b, 1, "read", "{\"k\": \"a\"}");
+    hb_ok(&b, 1, "read", "{\"k\": \"a\", \"found\": true}");
+    hb_assert_only(hb_check(&b, "ttl", NULL),
+                   (const char *const[]){"read-after-expiry", NULL});
+    hb_close(&b);
+
+    /* a time going backwards is flagged even with bounds */
+    hb_init(&b);
+    read_at(&b, 1, "b", 0, 1600);
+    hb_invoke(&b, 1, "read", "{\"k\": \"b\"}");
+    hb_ok(&b, 1, "read",
+          "{\"k\": \"b\", \"found\": false, \"sm_lo\": 1000, "
+          "\"sm_hi\": 1500}");
+    hb_assert_only(hb_check(&b, "ttl", NULL),
+                   (const char *const[]){"sm-time-regression", NULL});
+    hb_close(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +317,8 @@ int main(void)
         cmocka_unit_test(test_vanish_explained),
         cmocka_unit_test(test_vanish_early_wall),
         cmocka_unit_test(test_sm_time_regression),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_bounds_from_neighbours),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
