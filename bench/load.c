@@ -55,7 +55,7 @@ struct lrun {
     struct lconn *conns;
     uv_timer_t timer;
     uint64_t rng;
-    int sequential;   /* keys 0, 1, 2, ... instead of random */
+    int sequential; /* keys 0, 1, 2, ... instead of random */
     uint64_t counter;
 };
 
@@ -68,7 +68,11 @@ static void encode_key(unsigned k, uint8_t *out, size_t *len)
     double d = (double)k;
     uint64_t bits;
     int i;
-    memcpy(out, "\x02" "bench" "\x00", 7);
+    memcpy(out,
+           "\x02"
+           "bench"
+           "\x00",
+           7);
     out[7] = 0x03;
     memcpy(&bits, &d, sizeof bits);
     bits ^= 0x8000000000000000ull;
@@ -173,7 +177,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         c->rcap = c->rcap ? c->rcap * 2 : 1 << 20;
         c->rbuf = realloc(c->rbuf, c->rcap);
     }
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    *buf =
+        uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -358,17 +363,18 @@ int main(int argc, char **argv)
     r->start_ns = uv_hrtime() + (uint64_t)(warmup * 1e9);
     uv_timer_init(&loop, &r->timer);
     r->timer.data = r;
-    uv_timer_start(&r->timer, on_timer,
-                   (uint64_t)((warmup + seconds) * 1000), 0);
+    uv_timer_start(&r->timer, on_timer, (uint64_t)((warmup + seconds) * 1000),
+                   0);
     uv_run(&loop, UV_RUN_DEFAULT);
 
     {
         double secs = (double)(r->end_ns - r->start_ns) / 1e9;
-        printf("%-12s inflight %4u conns %u -> %s: %9.0f ops/s  p50 %.3f ms  "
-               "p99 %.3f ms  (%llu ops, %llu errors)\n",
-               opname, r->inflight * r->nconns, r->nconns, target,
-               (double)r->done / secs, pct(r, 0.50), pct(r, 0.99),
-               (unsigned long long)r->done, (unsigned long long)r->errors);
+        printf(
+            "%-12s inflight %4u conns %u -> %s: %9.0f ops/s  p50 %.3f ms  "
+            "p99 %.3f ms  (%llu ops, %llu errors)\n",
+            opname, r->inflight * r->nconns, r->nconns, target,
+            (double)r->done / secs, pct(r, 0.50), pct(r, 0.99),
+            (unsigned long long)r->done, (unsigned long long)r->errors);
         for (i = 0; i < 32; i++) {
             if (r->err_codes[i] > 0) {
                 printf("  %s: %llu\n", tkv_errname(-(int)i),

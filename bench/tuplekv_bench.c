@@ -121,6 +121,7 @@ struct bench {
     struct worker *workers;
     unsigned nworkers;
     double t_start;  /* monotonic seconds */
+    double wall_start; /* the same moment, Unix time (for --trace) */
     double deadline; /* 0: none */
     long limit;      /* ops to issue, 0: none */
     atomic_long issued;
@@ -707,6 +708,11 @@ static double run_phase(struct bench *b,
                              (uint64_t)(now_s() * 1e9));
     }
     b->t_start = now_s();
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        b->wall_start = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    }
     b->deadline = duration > 0 ? b->t_start + duration : 0;
     last_t = b->t_start;
 
@@ -1393,6 +1399,7 @@ static int write_trace(struct bench *b)
         k += b->conns[i].ntr;
     }
     qsort(all, n, sizeof *all, cmp_trace);
+    fprintf(f, "# run started at Unix time %.6f\n", b->wall_start);
     fprintf(f, "# start_s latency_ms op result\n");
     for (i = 0; i < n; i++) {
         fprintf(f, "%.6f %.3f %s %s\n", all[i].start_s, all[i].lat_s * 1e3,

@@ -41,8 +41,8 @@ static const struct opt opts[] = {
      "ID          this node's id (> 0), unique in the cluster"},
     {"--raft-address", "raft_address", OPT_ADDR, OFF(raft_address), 0, 0,
      "HOST:PORT   address raft peers connect to"},
-    {"--client-address", "client_address", OPT_ADDR, OFF(client_address), 0,
-     0, "HOST:PORT   address clients connect to"},
+    {"--client-address", "client_address", OPT_ADDR, OFF(client_address), 0, 0,
+     "HOST:PORT   address clients connect to"},
     {"--data-dir", "data_dir", OPT_PATH, OFF(data_dir), 0, 0,
      "DIR         raft log and snapshots (created if missing)"},
     {"--bootstrap", "bootstrap", OPT_BOOTSTRAP, OFF(bootstrap), 0, 0,
@@ -55,19 +55,20 @@ static const struct opt opts[] = {
     {"--election-timeout-ms", "election_timeout_ms", OPT_UINT,
      OFF(election_timeout_ms), 50, 600000,
      "MS          raft election timeout (default 1000)"},
-    {"--heartbeat-ms", "heartbeat_ms", OPT_UINT, OFF(heartbeat_ms), 10,
-     60000, "MS          raft heartbeat interval (default 100)"},
+    {"--heartbeat-ms", "heartbeat_ms", OPT_UINT, OFF(heartbeat_ms), 10, 60000,
+     "MS          raft heartbeat interval (default 100)"},
     {"--snapshot-threshold", "snapshot_threshold", OPT_UINT,
      OFF(snapshot_threshold), 2, 100000000,
      "N           entries between snapshots (default 1024)"},
     {"--snapshot-trailing", "snapshot_trailing", OPT_UINT,
      OFF(snapshot_trailing), 0, 100000000,
      "N           entries kept in the log after a snapshot (default 256)"},
-    {"--snapshot-mode", "snapshot_mode", OPT_SNAPMODE, OFF(snapshot_mode), 0,
-     0, "fork|inline how snapshots are serialized (default fork)"},
-    {"--max-connections", "max_connections", OPT_UINT, OFF(max_connections),
-     1, 1000000, "N           client connections served at once (default "
-                 "1024)"},
+    {"--snapshot-mode", "snapshot_mode", OPT_SNAPMODE, OFF(snapshot_mode), 0, 0,
+     "fork|inline how snapshots are serialized (default fork)"},
+    {"--max-connections", "max_connections", OPT_UINT, OFF(max_connections), 1,
+     1000000,
+     "N           client connections served at once (default "
+     "1024)"},
     {"--log-level", "log_level", OPT_LEVEL, OFF(log_level), 0, 0,
      "LEVEL       error, warn, info (default) or debug"},
 };
@@ -77,28 +78,31 @@ static const struct opt opts[] = {
 void tkv_node_config_usage(const char *prog)
 {
     size_t i;
-    printf("usage: %s --id ID --raft-address HOST:PORT --client-address "
-           "HOST:PORT --data-dir DIR\n"
-           "          [--bootstrap ID=RAFT=CLIENT,... | --join CLIENT_ADDR] "
-           "[options]\n"
-           "       %s --probe CLIENT_ADDR [status|members|get KEY|set KEY "
-           "VALUE|delete KEY|remove ID|transfer [ID]]\n\n"
-           "A tuplekv node: an in-memory, Raft-replicated key-value store.\n"
-           "Restarting with the same --data-dir needs no bootstrap or join "
-           "flag.\n\noptions:\n",
-           prog, prog);
+    printf(
+        "usage: %s --id ID --raft-address HOST:PORT --client-address "
+        "HOST:PORT --data-dir DIR\n"
+        "          [--bootstrap ID=RAFT=CLIENT,... | --join CLIENT_ADDR] "
+        "[options]\n"
+        "       %s --probe CLIENT_ADDR [status|members|get KEY|set KEY "
+        "VALUE|delete KEY|remove ID|transfer [ID]]\n\n"
+        "A tuplekv node: an in-memory, Raft-replicated key-value store.\n"
+        "Restarting with the same --data-dir needs no bootstrap or join "
+        "flag.\n\noptions:\n",
+        prog, prog);
     for (i = 0; i < NOPTS; i++) {
         printf("  %-22s %s\n", opts[i].flag, opts[i].help);
     }
-    printf("  %-22s %s\n", "--config", "FILE        JSON object with the "
-                                      "keys above, e.g. {\"id\": 1, "
-                                      "\"data_dir\": \"/var/lib/tuplekv\"}");
+    printf("  %-22s %s\n", "--config",
+           "FILE        JSON object with the "
+           "keys above, e.g. {\"id\": 1, "
+           "\"data_dir\": \"/var/lib/tuplekv\"}");
     printf("  %-22s %s\n", "--help", "            this text");
-    printf("\n--probe: a minimal client printing the reply as JSON; KEY and "
-           "VALUE are JSON\n(e.g. '[\"users\",1]' '{\"name\":\"ada\"}'); "
-           "it follows NOT_LEADER redirects.\n"
-           "Exit codes: 0 ok, 1 runtime failure, 2 bad flags or data "
-           "dir.\n");
+    printf(
+        "\n--probe: a minimal client printing the reply as JSON; KEY and "
+        "VALUE are JSON\n(e.g. '[\"users\",1]' '{\"name\":\"ada\"}'); "
+        "it follows NOT_LEADER redirects.\n"
+        "Exit codes: 0 ok, 1 runtime failure, 2 bad flags or data "
+        "dir.\n");
 }
 
 int tkv_node_parse_addr(const char *s, char *host, size_t hostlen, int *port)
@@ -122,8 +126,7 @@ int tkv_node_parse_addr(const char *s, char *host, size_t hostlen, int *port)
     }
     errno = 0;
     p = strtol(colon + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 ||
-        p > 65535) {
+    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 || p > 65535) {
         return TKV_EINVALID;
     }
     if (host != NULL) {
@@ -151,7 +154,8 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-static int parse_bootstrap(struct tkv_node_config *cfg, const char *s,
+static int parse_bootstrap(struct tkv_node_config *cfg,
+                           const char *s,
                            struct tkv_err *err)
 {
     char copy[4096];
@@ -212,8 +216,10 @@ static int parse_bootstrap(struct tkv_node_config *cfg, const char *s,
 }
 
 /* Store one option's textual value. */
-static int set_opt(struct tkv_node_config *cfg, const struct opt *o,
-                   const char *v, struct tkv_err *err)
+static int set_opt(struct tkv_node_config *cfg,
+                   const struct opt *o,
+                   const char *v,
+                   struct tkv_err *err)
 {
     char *base = (char *)cfg + o->offset;
     uint64_t u;
@@ -222,8 +228,7 @@ static int set_opt(struct tkv_node_config *cfg, const struct opt *o,
         case OPT_U64:
             if (parse_u64(v, &u) != 0 || u == 0) {
                 return tkv_err_set(err, TKV_EINVALID,
-                                   "%s: '%s' is not a number > 0", o->flag,
-                                   v);
+                                   "%s: '%s' is not a number > 0", o->flag, v);
             }
             *(uint64_t *)base = u;
             return 0;
@@ -244,8 +249,7 @@ static int set_opt(struct tkv_node_config *cfg, const struct opt *o,
             return 0;
         case OPT_PATH:
             if (*v == '\0' || strlen(v) >= sizeof cfg->data_dir) {
-                return tkv_err_set(err, TKV_EINVALID, "%s: bad path",
-                                   o->flag);
+                return tkv_err_set(err, TKV_EINVALID, "%s: bad path", o->flag);
             }
             snprintf(base, sizeof cfg->data_dir, "%s", v);
             return 0;
@@ -289,7 +293,8 @@ static const struct opt *find_flag(const char *flag)
     return NULL;
 }
 
-static int load_file(struct tkv_node_config *cfg, const char *path,
+static int load_file(struct tkv_node_config *cfg,
+                     const char *path,
                      struct tkv_err *err)
 {
     json_error_t jerr;
@@ -299,8 +304,8 @@ static int load_file(struct tkv_node_config *cfg, const char *path,
     int rv = 0;
 
     if (root == NULL) {
-        return tkv_err_set(err, TKV_EINVALID, "--config %s: line %d: %s",
-                           path, jerr.line, jerr.text);
+        return tkv_err_set(err, TKV_EINVALID, "--config %s: line %d: %s", path,
+                           jerr.line, jerr.text);
     }
     if (!json_is_object(root)) {
         json_decref(root);
@@ -355,8 +360,7 @@ static int check(struct tkv_node_config *cfg, struct tkv_err *err)
         return tkv_err_set(err, TKV_EINVALID, "--raft-address is required");
     }
     if (cfg->client_address[0] == '\0') {
-        return tkv_err_set(err, TKV_EINVALID,
-                           "--client-address is required");
+        return tkv_err_set(err, TKV_EINVALID, "--client-address is required");
     }
     if (strcmp(cfg->raft_address, cfg->client_address) == 0) {
         return tkv_err_set(err, TKV_EINVALID,
@@ -398,7 +402,9 @@ static int check(struct tkv_node_config *cfg, struct tkv_err *err)
     return 0;
 }
 
-int tkv_node_config_parse(struct tkv_node_config *cfg, int argc, char **argv,
+int tkv_node_config_parse(struct tkv_node_config *cfg,
+                          int argc,
+                          char **argv,
                           struct tkv_err *err)
 {
     struct tkv_replica_config d;
@@ -439,8 +445,7 @@ int tkv_node_config_parse(struct tkv_node_config *cfg, int argc, char **argv,
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0) {
             if (i + 1 >= argc) {
-                return tkv_err_set(err, TKV_EINVALID,
-                                   "--config needs a file");
+                return tkv_err_set(err, TKV_EINVALID, "--config needs a file");
             }
             rv = load_file(cfg, argv[i + 1], err);
             if (rv != 0) {
@@ -479,8 +484,7 @@ int tkv_node_config_parse(struct tkv_node_config *cfg, int argc, char **argv,
         }
         if (val == NULL) {
             if (i + 1 >= argc) {
-                return tkv_err_set(err, TKV_EINVALID, "%s needs a value",
-                                   flag);
+                return tkv_err_set(err, TKV_EINVALID, "%s needs a value", flag);
             }
             val = argv[++i];
         }

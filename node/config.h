@@ -29,25 +29,26 @@ struct tkv_node_config {
     unsigned heartbeat_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
-    int snapshot_mode;           /* 0 fork, 1 inline */
+    int snapshot_mode; /* 0 fork, 1 inline */
     unsigned max_connections;
     int log_level;
-    int help;                    /* --help given */
+    int help; /* --help given */
     /* --probe ADDR [OP [ARG...]]: a tiny client instead of a node */
     char probe[TKV_ADDR_MAX + 1];
     int probe_argc;
-    char **probe_argv;           /* points into argv */
+    char **probe_argv; /* points into argv */
 };
 
 /* Parse argv (and the file named by --config). 0 or TKV_EINVALID. */
-int tkv_node_config_parse(struct tkv_node_config *cfg, int argc, char **argv,
+int tkv_node_config_parse(struct tkv_node_config *cfg,
+                          int argc,
+                          char **argv,
                           struct tkv_err *err);
 
 /* Print the --help text to stdout. */
 void tkv_node_config_usage(const char *prog);
 
 /* Parse "HOST:PORT" (IPv4 dotted quad or "localhost"). 0 or TKV_EINVALID. */
-int tkv_node_parse_addr(const char *s, char *host, size_t hostlen,
-                        int *port);
+int tkv_node_parse_addr(const char *s, char *host, size_t hostlen, int *port);
 
 #endif /* TKV_NODE_CONFIG_H */

@@ -35,7 +35,8 @@ static void tkv__fill_ref(struct tkv_entry_ref *ref,
     ref->present = 1;
 }
 
-/* ---- reads ------------------------------------------------------------------ */
+/* ---- reads ------------------------------------------------------------------
+ */
 
 static void tkv__serve_read(struct tkv_server *s, struct tkv_request *r)
 {
@@ -55,9 +56,8 @@ static void tkv__serve_read(struct tkv_server *s, struct tkv_request *r)
             break;
         case TKV_OP_GET_MANY:
             for (i = 0; i < r->req.nkeys && i < TKV_LIST_MAX_LIMIT; i++) {
-                tkv__fill_ref(&s->refs[i],
-                              tkv_sm_get(sm, r->req.keys[i].key,
-                                         r->req.keys[i].klen));
+                tkv__fill_ref(&s->refs[i], tkv_sm_get(sm, r->req.keys[i].key,
+                                                      r->req.keys[i].klen));
             }
             rep.entries = s->refs;
             rep.nentries = i;
@@ -109,7 +109,8 @@ static void tkv__op_read(struct tkv_server *s, struct tkv_request *r)
     }
 }
 
-/* ---- writes ----------------------------------------------------------------- */
+/* ---- writes -----------------------------------------------------------------
+ */
 
 static void tkv__write_cb(void *data, int code, const struct tkv_result *res)
 {
@@ -186,7 +187,8 @@ static void tkv__op_write(struct tkv_server *s, struct tkv_request *r)
     }
 }
 
-/* ---- admin ------------------------------------------------------------------ */
+/* ---- admin ------------------------------------------------------------------
+ */
 
 static void tkv__op_status(struct tkv_server *s, struct tkv_request *r)
 {
@@ -260,13 +262,13 @@ static void tkv__op_admin(struct tkv_server *s, struct tkv_request *r)
     tkv_err_clear(&err);
     switch (q->op) {
         case TKV_OP_MEMBER_ADD:
-            rv = tkv_replica_member_add(s->rep, q->member_id,
-                                        q->raft_address, q->client_address,
-                                        tkv__admin_cb, r, &err);
+            rv = tkv_replica_member_add(s->rep, q->member_id, q->raft_address,
+                                        q->client_address, tkv__admin_cb, r,
+                                        &err);
             break;
         case TKV_OP_MEMBER_REMOVE:
-            rv = tkv_replica_member_remove(s->rep, q->member_id,
-                                           tkv__admin_cb, r, &err);
+            rv = tkv_replica_member_remove(s->rep, q->member_id, tkv__admin_cb,
+                                           r, &err);
             break;
         case TKV_OP_TRANSFER:
             rv = tkv_replica_transfer(s->rep, q->member_id, tkv__admin_cb, r,
@@ -281,19 +283,15 @@ static void tkv__op_admin(struct tkv_server *s, struct tkv_request *r)
     }
 }
 
-/* ---- the table -------------------------------------------------------------- */
+/* ---- the table --------------------------------------------------------------
+ */
 
 static const tkv_op_fn tkv__ops[TKV_OP__COUNT] = {
-    [TKV_OP_GET] = tkv__op_read,
-    [TKV_OP_GET_MANY] = tkv__op_read,
-    [TKV_OP_LIST] = tkv__op_read,
-    [TKV_OP_SET] = tkv__op_write,
-    [TKV_OP_DELETE] = tkv__op_write,
-    [TKV_OP_ATOMIC] = tkv__op_write,
-    [TKV_OP_STATUS] = tkv__op_status,
-    [TKV_OP_MEMBERS] = tkv__op_members,
-    [TKV_OP_MEMBER_ADD] = tkv__op_admin,
-    [TKV_OP_MEMBER_REMOVE] = tkv__op_admin,
+    [TKV_OP_GET] = tkv__op_read,         [TKV_OP_GET_MANY] = tkv__op_read,
+    [TKV_OP_LIST] = tkv__op_read,        [TKV_OP_SET] = tkv__op_write,
+    [TKV_OP_DELETE] = tkv__op_write,     [TKV_OP_ATOMIC] = tkv__op_write,
+    [TKV_OP_STATUS] = tkv__op_status,    [TKV_OP_MEMBERS] = tkv__op_members,
+    [TKV_OP_MEMBER_ADD] = tkv__op_admin, [TKV_OP_MEMBER_REMOVE] = tkv__op_admin,
     [TKV_OP_TRANSFER] = tkv__op_admin,
 };
 

@@ -45,7 +45,8 @@ struct tkv_node {
     atomic_int join_stop;
 };
 
-/* ---- data dir --------------------------------------------------------------- */
+/* ---- data dir ---------------------------------------------------------------
+ */
 
 static int tkv__mkdirs(const char *path)
 {
@@ -73,16 +74,15 @@ static int tkv__prepare_data_dir(const char *dir, struct tkv_err *err)
 {
     struct stat st;
     if (tkv__mkdirs(dir) != 0) {
-        return tkv_err_set(err, TKV_EIO, "data dir %s: cannot create: %s",
-                           dir, strerror(errno));
+        return tkv_err_set(err, TKV_EIO, "data dir %s: cannot create: %s", dir,
+                           strerror(errno));
     }
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        return tkv_err_set(err, TKV_EIO, "data dir %s: not a directory",
-                           dir);
+        return tkv_err_set(err, TKV_EIO, "data dir %s: not a directory", dir);
     }
     if (access(dir, R_OK | W_OK | X_OK) != 0) {
-        return tkv_err_set(err, TKV_EIO, "data dir %s: not writable: %s",
-                           dir, strerror(errno));
+        return tkv_err_set(err, TKV_EIO, "data dir %s: not writable: %s", dir,
+                           strerror(errno));
     }
     return 0;
 }
@@ -96,7 +96,8 @@ static void tkv__raise_nofile(void)
     }
 }
 
-/* ---- --join ------------------------------------------------------------------ */
+/* ---- --join
+ * ------------------------------------------------------------------ */
 
 static void tkv__join_main(void *arg)
 {
@@ -118,8 +119,8 @@ static void tkv__join_main(void *arg)
         req.raft_address = n->cfg.raft_address;
         req.client_address = n->cfg.client_address;
         tkv_err_clear(&err);
-        rv = tkv_probe_call_leader(&p, n->cfg.join, &req, &rep, 3, 120000,
-                                   &err);
+        rv =
+            tkv_probe_call_leader(&p, n->cfg.join, &req, &rep, 3, 120000, &err);
         tkv_req_close(&req);
         if (rv == 0 && rep.code == 0) {
             tkv_infof("joined the cluster as member %llu",
@@ -131,10 +132,10 @@ static void tkv__join_main(void *arg)
             break;
         }
         if (attempt % 10 == 0) {
-            tkv_warnf("join: %s; retrying",
-                      rv != 0 ? err.msg
-                              : (rep.message ? rep.message
-                                             : tkv_errname(rep.code)));
+            tkv_warnf(
+                "join: %s; retrying",
+                rv != 0 ? err.msg
+                        : (rep.message ? rep.message : tkv_errname(rep.code)));
         }
         tkv_probe_close(&p);
         tkv_probe_init(&p);
@@ -144,7 +145,8 @@ static void tkv__join_main(void *arg)
     tkv_probe_close(&p);
 }
 
-/* ---- stop --------------------------------------------------------------------- */
+/* ---- stop
+ * --------------------------------------------------------------------- */
 
 static void tkv__handle_closed_cb(uv_handle_t *h)
 {
@@ -202,8 +204,8 @@ static void tkv__signal_cb(uv_signal_t *h, int signum)
         return;
     }
     n->stopping = 1;
-    tkv_infof("received %s: stopping", signum == SIGTERM ? "SIGTERM"
-                                                          : "SIGINT");
+    tkv_infof("received %s: stopping",
+              signum == SIGTERM ? "SIGTERM" : "SIGINT");
     uv_close((uv_handle_t *)&n->sigterm, tkv__handle_closed_cb);
     uv_close((uv_handle_t *)&n->sigint, tkv__handle_closed_cb);
     tkv_server_stop_accepting(&n->srv);
@@ -213,7 +215,8 @@ static void tkv__signal_cb(uv_signal_t *h, int signum)
     uv_timer_start(&n->drain, tkv__drain_cb, 0, 10);
 }
 
-/* ---- main --------------------------------------------------------------------- */
+/* ---- main
+ * --------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
@@ -239,8 +242,7 @@ int main(int argc, char **argv)
                               n->cfg.probe_argv);
     }
     tkv_log_set_level(n->cfg.log_level);
-    snprintf(prefix, sizeof prefix, "node %llu",
-             (unsigned long long)n->cfg.id);
+    snprintf(prefix, sizeof prefix, "node %llu", (unsigned long long)n->cfg.id);
     tkv_log_set_prefix(prefix);
     if (tkv__prepare_data_dir(n->cfg.data_dir, &err) != 0) {
         fprintf(stderr, "tuplekv-node: %s\n", err.msg);
@@ -284,10 +286,10 @@ int main(int argc, char **argv)
 
     if (n->cfg.join[0] != '\0') {
         if (tkv_replica_had_state(n->rep)) {
-            tkv_infof("--join ignored: the data dir holds raft state "
-                      "already (a restart)");
-        } else if (uv_thread_create(&n->join_thread, tkv__join_main, n) ==
-                   0) {
+            tkv_infof(
+                "--join ignored: the data dir holds raft state "
+                "already (a restart)");
+        } else if (uv_thread_create(&n->join_thread, tkv__join_main, n) == 0) {
             n->join_started = 1;
         } else {
             tkv_errorf("cannot start the join thread");

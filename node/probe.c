@@ -60,7 +60,9 @@ void tkv_probe_close(struct tkv_probe *p)
     p->incap = 0;
 }
 
-int tkv_probe_connect(struct tkv_probe *p, const char *addr, int timeout_ms,
+int tkv_probe_connect(struct tkv_probe *p,
+                      const char *addr,
+                      int timeout_ms,
                       struct tkv_err *err)
 {
     struct sockaddr_in sa;
@@ -94,8 +96,7 @@ int tkv_probe_connect(struct tkv_probe *p, const char *addr, int timeout_ms,
     pfd.fd = fd;
     pfd.events = POLLOUT;
     if (poll(&pfd, 1, timeout_ms) != 1 ||
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 ||
-        soerr != 0) {
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
         close(fd);
         return tkv_err_set(err, TKV_EUNAVAILABLE, "connect %s: %s", addr,
                            soerr ? strerror(soerr) : "timed out");
@@ -104,14 +105,15 @@ int tkv_probe_connect(struct tkv_probe *p, const char *addr, int timeout_ms,
     return 0;
 }
 
-static int tkv__probe_flush(struct tkv_probe *p, int timeout_ms,
+static int tkv__probe_flush(struct tkv_probe *p,
+                            int timeout_ms,
                             struct tkv_err *err)
 {
     int64_t deadline = tkv__now_ms() + timeout_ms;
     size_t off = 0;
     while (off < p->out.len) {
-        ssize_t k = send(p->fd, p->out.data + off, p->out.len - off,
-                         MSG_NOSIGNAL);
+        ssize_t k =
+            send(p->fd, p->out.data + off, p->out.len - off, MSG_NOSIGNAL);
         if (k > 0) {
             off += (size_t)k;
             continue;
@@ -129,15 +131,17 @@ static int tkv__probe_flush(struct tkv_probe *p, int timeout_ms,
             continue;
         }
         tkv__probe_disconnect(p);
-        return tkv_err_set(err, TKV_EUNAVAILABLE, "send: %s",
-                           strerror(errno));
+        return tkv_err_set(err, TKV_EUNAVAILABLE, "send: %s", strerror(errno));
     }
     tkv_buf_reset(&p->out);
     return 0;
 }
 
-int tkv_probe_send_raw(struct tkv_probe *p, const void *buf, size_t len,
-                       int timeout_ms, struct tkv_err *err)
+int tkv_probe_send_raw(struct tkv_probe *p,
+                       const void *buf,
+                       size_t len,
+                       int timeout_ms,
+                       struct tkv_err *err)
 {
     if (p->fd < 0) {
         return tkv_err_set(err, TKV_EUNAVAILABLE, "not connected");
@@ -148,8 +152,11 @@ int tkv_probe_send_raw(struct tkv_probe *p, const void *buf, size_t len,
     return tkv__probe_flush(p, timeout_ms, err);
 }
 
-int tkv_probe_send(struct tkv_probe *p, struct tkv_req *req, uint64_t *id,
-                   int timeout_ms, struct tkv_err *err)
+int tkv_probe_send(struct tkv_probe *p,
+                   struct tkv_req *req,
+                   uint64_t *id,
+                   int timeout_ms,
+                   struct tkv_err *err)
 {
     size_t slot;
     if (p->fd < 0) {
@@ -169,8 +176,10 @@ int tkv_probe_send(struct tkv_probe *p, struct tkv_req *req, uint64_t *id,
 }
 
 /* Read until a whole frame is buffered. */
-static int tkv__probe_read_frame(struct tkv_probe *p, uint32_t *len,
-                                 int timeout_ms, struct tkv_err *err)
+static int tkv__probe_read_frame(struct tkv_probe *p,
+                                 uint32_t *len,
+                                 int timeout_ms,
+                                 struct tkv_err *err)
 {
     int64_t deadline = tkv__now_ms() + timeout_ms;
     for (;;) {
@@ -212,8 +221,7 @@ static int tkv__probe_read_frame(struct tkv_probe *p, uint32_t *len,
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             int e = errno;
             tkv__probe_disconnect(p);
-            return tkv_err_set(err, TKV_EUNAVAILABLE, "recv: %s",
-                               strerror(e));
+            return tkv_err_set(err, TKV_EUNAVAILABLE, "recv: %s", strerror(e));
         }
         left = (int)(deadline - tkv__now_ms());
         pfd.fd = p->fd;
@@ -226,8 +234,10 @@ static int tkv__probe_read_frame(struct tkv_probe *p, uint32_t *len,
     }
 }
 
-int tkv_probe_recv(struct tkv_probe *p, struct tkv_reply *rep,
-                   int timeout_ms, struct tkv_err *err)
+int tkv_probe_recv(struct tkv_probe *p,
+                   struct tkv_reply *rep,
+                   int timeout_ms,
+                   struct tkv_err *err)
 {
     uint32_t len = 0;
     uint64_t id = 0;
@@ -243,8 +253,7 @@ int tkv_probe_recv(struct tkv_probe *p, struct tkv_reply *rep,
     }
     tkv_free(p->payload);
     p->payload = tkv_memdup(p->in + TKV_FRAME_HDR, len > 0 ? len : 1);
-    memmove(p->in, p->in + TKV_FRAME_HDR + len,
-            p->inlen - TKV_FRAME_HDR - len);
+    memmove(p->in, p->in + TKV_FRAME_HDR + len, p->inlen - TKV_FRAME_HDR - len);
     p->inlen -= TKV_FRAME_HDR + len;
     if (p->payload == NULL) {
         return tkv_err_set(err, TKV_ENOMEM, "out of memory");
@@ -258,13 +267,16 @@ int tkv_probe_recv(struct tkv_probe *p, struct tkv_reply *rep,
     slot = id % TKV_PROBE_MAX_PENDING;
     tkv_reply_close(rep);
     tkv_reply_init(rep);
-    rep->op = p->pend_id[slot] == id && id != 0 ? p->pend_op[slot]
-                                                : TKV_OP_NONE;
+    rep->op =
+        p->pend_id[slot] == id && id != 0 ? p->pend_op[slot] : TKV_OP_NONE;
     return tkv_reply_decode(p->payload, len, rep, err);
 }
 
-int tkv_probe_call(struct tkv_probe *p, struct tkv_req *req,
-                   struct tkv_reply *rep, int timeout_ms, struct tkv_err *err)
+int tkv_probe_call(struct tkv_probe *p,
+                   struct tkv_req *req,
+                   struct tkv_reply *rep,
+                   int timeout_ms,
+                   struct tkv_err *err)
 {
     uint64_t id;
     int rv = tkv_probe_send(p, req, &id, timeout_ms, err);
@@ -279,9 +291,13 @@ int tkv_probe_call(struct tkv_probe *p, struct tkv_req *req,
     }
 }
 
-int tkv_probe_call_leader(struct tkv_probe *p, const char *addr,
-                          struct tkv_req *req, struct tkv_reply *rep,
-                          int hops, int timeout_ms, struct tkv_err *err)
+int tkv_probe_call_leader(struct tkv_probe *p,
+                          const char *addr,
+                          struct tkv_req *req,
+                          struct tkv_reply *rep,
+                          int hops,
+                          int timeout_ms,
+                          struct tkv_err *err)
 {
     char target[TKV_ADDR_MAX + 1];
     int rv = 0;
@@ -307,7 +323,8 @@ int tkv_probe_call_leader(struct tkv_probe *p, const char *addr,
     return 0;
 }
 
-/* ---- --probe command line ------------------------------------------------- */
+/* ---- --probe command line -------------------------------------------------
+ */
 
 static json_t *tkv__entry_json(const struct tkv_entry_ref *e)
 {
@@ -355,7 +372,8 @@ static json_t *tkv__reply_json(const struct tkv_reply *rep, int op)
     switch (op) {
         case TKV_OP_STATUS: {
             const struct tkv_status *s = &rep->status;
-            json_object_set_new(o, "node_id", json_integer((json_int_t)s->node_id));
+            json_object_set_new(o, "node_id",
+                                json_integer((json_int_t)s->node_id));
             json_object_set_new(o, "role", json_string(s->role ? s->role : ""));
             json_object_set_new(o, "term", json_integer((json_int_t)s->term));
             json_object_set_new(o, "leader_id",
@@ -411,10 +429,11 @@ static json_t *tkv__reply_json(const struct tkv_reply *rep, int op)
                 json_array_append_new(arr, tkv__entry_json(&rep->entries[i]));
             }
             json_object_set_new(o, "items", arr);
-            json_object_set_new(o, "total", json_integer((json_int_t)rep->total));
-            json_object_set_new(o, "cursor", rep->cursor
-                                                 ? json_string(rep->cursor)
-                                                 : json_null());
+            json_object_set_new(o, "total",
+                                json_integer((json_int_t)rep->total));
+            json_object_set_new(
+                o, "cursor",
+                rep->cursor ? json_string(rep->cursor) : json_null());
             break;
         }
         case TKV_OP_SET:
@@ -441,7 +460,9 @@ static int tkv__probe_usage(void)
     return 2;
 }
 
-static int tkv__parse_key(const char *text, int allow_empty, uint8_t *out,
+static int tkv__parse_key(const char *text,
+                          int allow_empty,
+                          uint8_t *out,
                           size_t *len)
 {
     json_error_t jerr;

@@ -14,7 +14,8 @@
 #include "../raft/logger.h"
 #include "config.h"
 
-static void tkv__conn_read_cb(uv_stream_t *st, ssize_t nread,
+static void tkv__conn_read_cb(uv_stream_t *st,
+                              ssize_t nread,
                               const uv_buf_t *buf);
 static void tkv__conn_parse(struct tkv_conn *c);
 
@@ -71,7 +72,9 @@ static size_t tkv__conn_out_bytes(const struct tkv_conn *c)
 }
 
 /* Append an error frame that answers no particular request. */
-static void tkv__conn_send_error(struct tkv_conn *c, uint64_t id, int code,
+static void tkv__conn_send_error(struct tkv_conn *c,
+                                 uint64_t id,
+                                 int code,
                                  const char *msg)
 {
     struct tkv_reply rep;
@@ -86,7 +89,8 @@ static void tkv__conn_send_error(struct tkv_conn *c, uint64_t id, int code,
     tkv__conn_mark_dirty(c);
 }
 
-/* ---- writing ---------------------------------------------------------------- */
+/* ---- writing ----------------------------------------------------------------
+ */
 
 static void tkv__conn_write_cb(uv_write_t *req, int status)
 {
@@ -125,8 +129,7 @@ static void tkv__conn_start_write(struct tkv_conn *c)
     c->out = tmp;
     b = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
     c->wreq.data = c;
-    rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1,
-                  tkv__conn_write_cb);
+    rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, tkv__conn_write_cb);
     if (rv != 0) {
         tkv__conn_close(c);
         return;
@@ -134,7 +137,8 @@ static void tkv__conn_start_write(struct tkv_conn *c)
     c->write_busy = 1;
 }
 
-/* ---- backpressure --------------------------------------------------------- */
+/* ---- backpressure ---------------------------------------------------------
+ */
 
 static int tkv__conn_over(const struct tkv_conn *c, size_t div)
 {
@@ -151,8 +155,7 @@ static void tkv__conn_pause(struct tkv_conn *c)
     c->paused = 1;
 }
 
-static void tkv__conn_alloc_cb(uv_handle_t *h, size_t suggested,
-                               uv_buf_t *buf)
+static void tkv__conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct tkv_conn *c = h->data;
     (void)suggested;
@@ -168,14 +171,13 @@ static void tkv__conn_alloc_cb(uv_handle_t *h, size_t suggested,
             c->rcap = cap;
         }
     }
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen,
-                       (unsigned)(c->rcap - c->rlen));
+    *buf =
+        uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
 static void tkv__conn_maybe_resume(struct tkv_conn *c)
 {
-    if (!c->paused || c->closing || c->srv->stopping ||
-        tkv__conn_over(c, 2)) {
+    if (!c->paused || c->closing || c->srv->stopping || tkv__conn_over(c, 2)) {
         return;
     }
     c->paused = 0;
@@ -218,7 +220,8 @@ static void tkv__flush_prepare_cb(uv_prepare_t *h)
     tkv_replica_flush(s->rep);
 }
 
-/* ---- requests --------------------------------------------------------------- */
+/* ---- requests ---------------------------------------------------------------
+ */
 
 void tkv_request_free(struct tkv_request *r)
 {
@@ -247,8 +250,7 @@ void tkv_server_reply(struct tkv_request *r, struct tkv_reply *rep)
             tkv__conn_send_error(c, r->req.id, TKV_ETOO_LARGE,
                                  "reply exceeds the frame size limit");
         } else if (rv != 0) {
-            tkv_warnf("encode reply: %s; closing connection",
-                      tkv_strerror(rv));
+            tkv_warnf("encode reply: %s; closing connection", tkv_strerror(rv));
             c->closing = 1;
         }
         tkv__conn_mark_dirty(c);
@@ -382,7 +384,8 @@ static void tkv__conn_parse(struct tkv_conn *c)
     }
 }
 
-static void tkv__conn_read_cb(uv_stream_t *st, ssize_t nread,
+static void tkv__conn_read_cb(uv_stream_t *st,
+                              ssize_t nread,
                               const uv_buf_t *buf)
 {
     struct tkv_conn *c = st->data;
@@ -445,11 +448,15 @@ static void tkv__on_connection(uv_stream_t *listener, int status)
     c->reading = 1;
 }
 
-/* ---- server lifecycle ------------------------------------------------------ */
+/* ---- server lifecycle ------------------------------------------------------
+ */
 
-int tkv_server_start(struct tkv_server *s, uv_loop_t *loop,
-                     struct tkv_replica *rep, const char *address,
-                     size_t max_conns, struct tkv_err *err)
+int tkv_server_start(struct tkv_server *s,
+                     uv_loop_t *loop,
+                     struct tkv_replica *rep,
+                     const char *address,
+                     size_t max_conns,
+                     struct tkv_err *err)
 {
     struct sockaddr_in sa;
     char host[64];
@@ -468,8 +475,7 @@ int tkv_server_start(struct tkv_server *s, uv_loop_t *loop,
         goto err_after_alloc;
     }
     if (tkv_node_parse_addr(address, host, sizeof host, &port) != 0) {
-        rv = tkv_err_set(err, TKV_EINVALID, "bad client address %s",
-                         address);
+        rv = tkv_err_set(err, TKV_EINVALID, "bad client address %s", address);
         goto err_after_alloc;
     }
     uv_ip4_addr(host, port, &sa);
@@ -478,8 +484,7 @@ int tkv_server_start(struct tkv_server *s, uv_loop_t *loop,
     s->handles_open++;
     rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&sa, 0);
     if (rv == 0) {
-        rv = uv_listen((uv_stream_t *)&s->listener, 1024,
-                       tkv__on_connection);
+        rv = uv_listen((uv_stream_t *)&s->listener, 1024, tkv__on_connection);
     }
     if (rv != 0) {
         rv = tkv_err_set(err, TKV_EIO, "listen on %s: %s", address,
@@ -541,8 +546,7 @@ static void tkv__server_handle_close_cb(uv_handle_t *h)
     }
 }
 
-void tkv_server_close(struct tkv_server *s, void (*cb)(void *data),
-                      void *data)
+void tkv_server_close(struct tkv_server *s, void (*cb)(void *data), void *data)
 {
     tkv_server_stop_accepting(s);
     while (s->conns != NULL) {

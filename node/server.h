@@ -40,34 +40,34 @@ struct tkv_server;
 struct tkv_conn {
     uv_tcp_t tcp;
     struct tkv_server *srv;
-    struct tkv_conn *prev, *next;   /* all connections */
-    struct tkv_conn *dirty_next;    /* has output or wants to resume */
+    struct tkv_conn *prev, *next; /* all connections */
+    struct tkv_conn *dirty_next;  /* has output or wants to resume */
     int dirty;
-    uint8_t *rbuf;                  /* owned: read buffer */
+    uint8_t *rbuf; /* owned: read buffer */
     size_t rlen;
     size_t rcap;
-    struct tkv_buf out;             /* owned: replies not yet written */
-    struct tkv_buf writing;         /* owned: replies being written */
+    struct tkv_buf out;     /* owned: replies not yet written */
+    struct tkv_buf writing; /* owned: replies being written */
     uv_write_t wreq;
     int write_busy;
-    size_t inflight;                /* requests not yet answered */
-    int reading;                    /* uv_read_start active */
-    int paused;                     /* backpressure */
-    int closing;                    /* close once out is written */
-    int closed;                     /* uv_close called */
-    unsigned refs;                  /* 1 while open + 1 per request */
+    size_t inflight; /* requests not yet answered */
+    int reading;     /* uv_read_start active */
+    int paused;      /* backpressure */
+    int closing;     /* close once out is written */
+    int closed;      /* uv_close called */
+    unsigned refs;   /* 1 while open + 1 per request */
 };
 
 struct tkv_request {
-    struct tkv_conn *conn;          /* reference held */
-    uint8_t *payload;               /* owned: the frame's payload */
+    struct tkv_conn *conn; /* reference held */
+    uint8_t *payload;      /* owned: the frame's payload */
     size_t len;
-    struct tkv_req req;             /* owned: decoded from payload */
+    struct tkv_req req; /* owned: decoded from payload */
 };
 
 struct tkv_server {
-    uv_loop_t *loop;                /* not owned */
-    struct tkv_replica *rep;        /* not owned */
+    uv_loop_t *loop;         /* not owned */
+    struct tkv_replica *rep; /* not owned */
     uv_tcp_t listener;
     uv_check_t flush;
     uv_prepare_t flush_prepare;
@@ -76,32 +76,33 @@ struct tkv_server {
     size_t max_conns;
     struct tkv_conn *dirty;
     uint64_t start_ms;
-    size_t inflight;                /* all connections */
+    size_t inflight; /* all connections */
     int stopping;
     int listening;
     int handles_open;
     void (*close_cb)(void *data);
     void *close_data;
     /* scratch for building replies (one loop thread) */
-    struct tkv_list_result *list;   /* owned */
-    struct tkv_entry_ref *refs;     /* owned: TKV_LIST_MAX_LIMIT slots */
+    struct tkv_list_result *list; /* owned */
+    struct tkv_entry_ref *refs;   /* owned: TKV_LIST_MAX_LIMIT slots */
 };
 
-int tkv_server_start(struct tkv_server *s, uv_loop_t *loop,
-                     struct tkv_replica *rep, const char *address,
-                     size_t max_conns, struct tkv_err *err);
+int tkv_server_start(struct tkv_server *s,
+                     uv_loop_t *loop,
+                     struct tkv_replica *rep,
+                     const char *address,
+                     size_t max_conns,
+                     struct tkv_err *err);
 /* Stop accepting and reading; in-flight requests still get replies. */
 void tkv_server_stop_accepting(struct tkv_server *s);
 /* Close every connection and handle; cb when done. */
-void tkv_server_close(struct tkv_server *s, void (*cb)(void *data),
-                      void *data);
+void tkv_server_close(struct tkv_server *s, void (*cb)(void *data), void *data);
 
 /* Reply to a request and release it (its connection may be gone). */
 void tkv_server_reply(struct tkv_request *r, struct tkv_reply *rep);
 /* Error reply; NOT_LEADER gets the leader's address (or becomes
  * UNAVAILABLE when no leader is known). */
-void tkv_server_reply_error(struct tkv_request *r, int code,
-                            const char *msg);
+void tkv_server_reply_error(struct tkv_request *r, int code, const char *msg);
 void tkv_request_free(struct tkv_request *r);
 
 /* dispatch.c: run the op of a decoded request; replies now or later. */

@@ -151,8 +151,10 @@ void tkv__batcher_deliver(struct tkv_replica *r)
     }
 }
 
-void tkv__batcher_on_apply(struct tkv_fsm *f, uint64_t index,
-                           const struct tkv_result *results, size_t n)
+void tkv__batcher_on_apply(struct tkv_fsm *f,
+                           uint64_t index,
+                           const struct tkv_result *results,
+                           size_t n)
 {
     struct tkv_replica *r = f->data;
     struct tkv__batch *b;
@@ -193,8 +195,8 @@ void tkv__batcher_flush(struct tkv_replica *r)
     r->last_propose_ms = uv_now(r->loop);
 
     tkv_buf_reset(&r->entry);
-    rv = tkv_entry_encode(ts, r->nwaiters, r->body.data, r->body.len,
-                          &r->entry);
+    rv =
+        tkv_entry_encode(ts, r->nwaiters, r->body.data, r->body.len, &r->entry);
     b = tkv_calloc(1, sizeof *b);
     if (rv != 0 || b == NULL) {
         tkv_free(b);
@@ -223,8 +225,8 @@ void tkv__batcher_flush(struct tkv_replica *r)
     rv = raft_apply(&r->raft, &b->req, &buf, 1, tkv__apply_cb);
     if (rv != 0) {
         raft_free(buf.base);
-        tkv__batch_fail(b, rv == RAFT_NOTLEADER ? TKV_ENOT_LEADER
-                                                : TKV_EUNAVAILABLE);
+        tkv__batch_fail(
+            b, rv == RAFT_NOTLEADER ? TKV_ENOT_LEADER : TKV_EUNAVAILABLE);
         tkv__batch_free(b);
         return;
     }
@@ -241,8 +243,11 @@ void tkv__batcher_flush(struct tkv_replica *r)
 }
 
 /* Encode one command into the open batch. */
-static int tkv__enqueue(struct tkv_replica *r, const struct tkv_cmd *cmd,
-                        tkv_write_cb cb, void *data, struct tkv_err *err)
+static int tkv__enqueue(struct tkv_replica *r,
+                        const struct tkv_cmd *cmd,
+                        tkv_write_cb cb,
+                        void *data,
+                        struct tkv_err *err)
 {
     int rv;
 
@@ -277,14 +282,19 @@ static int tkv__enqueue(struct tkv_replica *r, const struct tkv_cmd *cmd,
     return 0;
 }
 
-int tkv__write_internal(struct tkv_replica *r, const struct tkv_cmd *cmd,
-                        tkv_write_cb cb, void *data)
+int tkv__write_internal(struct tkv_replica *r,
+                        const struct tkv_cmd *cmd,
+                        tkv_write_cb cb,
+                        void *data)
 {
     return tkv__enqueue(r, cmd, cb, data, NULL);
 }
 
-int tkv_replica_write(struct tkv_replica *r, const struct tkv_cmd *cmd,
-                      tkv_write_cb cb, void *data, struct tkv_err *err)
+int tkv_replica_write(struct tkv_replica *r,
+                      const struct tkv_cmd *cmd,
+                      tkv_write_cb cb,
+                      void *data,
+                      struct tkv_err *err)
 {
     if (r->closing) {
         return tkv_err_set(err, TKV_ESHUTDOWN, "node is shutting down");
@@ -303,8 +313,7 @@ void tkv__ticker_cb(uv_timer_t *t)
     if (r->closing || raft_state(&r->raft) != RAFT_LEADER) {
         return;
     }
-    if (uv_now(r->loop) - r->last_propose_ms < r->tick_ms ||
-        r->nwaiters > 0) {
+    if (uv_now(r->loop) - r->last_propose_ms < r->tick_ms || r->nwaiters > 0) {
         return;
     }
     memset(&cmd, 0, sizeof cmd);

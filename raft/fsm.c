@@ -153,8 +153,8 @@ static int tkv__snap_serialize_inline(struct tkv_fsm *f)
     int rv;
     tkv_buf_init(&f->base);
     /* Reserve roughly what the stream will take, to avoid regrowth. */
-    tkv_buf_reserve(&f->base, tkv_sm_bytes(&f->sm) +
-                                  tkv_sm_count(&f->sm) * 24u + 4096u);
+    tkv_buf_reserve(&f->base,
+                    tkv_sm_bytes(&f->sm) + tkv_sm_count(&f->sm) * 24u + 4096u);
     msgpack_packer_init(&pk, &f->base, tkv_buf_msgpack_write);
     rv = tkv_sm_snapshot(&f->sm, &pk);
     if (rv != 0 || f->base.failed) {
@@ -205,10 +205,11 @@ static int tkv__snap_start(struct tkv_fsm *f)
     }
     f->active = 1;
     f->last_pause_us = tkv__mono_us() - t0;
-    tkv_infof("snapshot at index %llu: started child %d (loop paused %.2f ms "
-              "for fork, %zu keys)",
-              (unsigned long long)f->base_index, (int)f->pid,
-              (double)f->last_pause_us / 1000.0, tkv_sm_count(&f->sm));
+    tkv_infof(
+        "snapshot at index %llu: started child %d (loop paused %.2f ms "
+        "for fork, %zu keys)",
+        (unsigned long long)f->base_index, (int)f->pid,
+        (double)f->last_pause_us / 1000.0, tkv_sm_count(&f->sm));
     return 0;
 }
 
@@ -241,7 +242,8 @@ static int tkv__snap_poll(struct tkv_fsm *f)
 }
 
 /* Move the finished attempt into out[] for raft. */
-static int tkv__snap_handover(struct tkv_fsm *f, struct raft_buffer *bufs[],
+static int tkv__snap_handover(struct tkv_fsm *f,
+                              struct raft_buffer *bufs[],
                               unsigned *n_bufs)
 {
     const void *base;
@@ -255,8 +257,7 @@ static int tkv__snap_handover(struct tkv_fsm *f, struct raft_buffer *bufs[],
             tkv_errorf("snapshot: empty memfd");
             return RAFT_IOERR;
         }
-        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, f->fd,
-                   0);
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, f->fd, 0);
         if (map == MAP_FAILED) {
             tkv_errorf("snapshot: mmap: %s", strerror(errno));
             return RAFT_NOMEM;
@@ -294,18 +295,20 @@ static int tkv__snap_handover(struct tkv_fsm *f, struct raft_buffer *bufs[],
     f->active = 0;
     f->last_snapshot_index = tkv__fsm_index(f);
     f->snapshots_taken++;
-    tkv_infof("snapshot at index %llu: %zu bytes of state at %llu + %zu "
-              "replayed entries, %.1f ms after start",
-              (unsigned long long)f->last_snapshot_index, base_len,
-              (unsigned long long)f->base_index, f->tail_count,
-              (double)(tkv__mono_us() - f->started_us) / 1000.0);
+    tkv_infof(
+        "snapshot at index %llu: %zu bytes of state at %llu + %zu "
+        "replayed entries, %.1f ms after start",
+        (unsigned long long)f->last_snapshot_index, base_len,
+        (unsigned long long)f->base_index, f->tail_count,
+        (double)(tkv__mono_us() - f->started_us) / 1000.0);
     f->tail_count = 0;
     return 0;
 }
 
 /* ---- raft_fsm hooks ------------------------------------------------------ */
 
-static int tkv__fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
+static int tkv__fsm_apply(struct raft_fsm *rf,
+                          const struct raft_buffer *buf,
                           void **result)
 {
     struct tkv_fsm *f = rf->data;
@@ -347,7 +350,8 @@ static int tkv__fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
     return 0;
 }
 
-static int tkv__fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
+static int tkv__fsm_snapshot(struct raft_fsm *rf,
+                             struct raft_buffer *bufs[],
                              unsigned *n_bufs)
 {
     struct tkv_fsm *f = rf->data;
@@ -413,7 +417,9 @@ static int tkv__fsm_snapshot_finalize(struct raft_fsm *rf,
     return 0;
 }
 
-int tkv_fsm_restore_bytes(struct tkv_sm *sm, const uint8_t *buf, size_t len,
+int tkv_fsm_restore_bytes(struct tkv_sm *sm,
+                          const uint8_t *buf,
+                          size_t len,
                           struct tkv_err *err)
 {
     uint64_t base_len, tail_len, tail_count, i;
@@ -491,8 +497,7 @@ static int tkv__fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
         return RAFT_CORRUPT;
     }
     tkv_infof("restored snapshot: %zu keys, %zu bytes, sm time %lld",
-              tkv_sm_count(&f->sm), tkv_sm_bytes(&f->sm),
-              (long long)f->sm.now);
+              tkv_sm_count(&f->sm), tkv_sm_bytes(&f->sm), (long long)f->sm.now);
     raft_free(buf->base);
     f->restored = 1;
     return 0;

@@ -52,8 +52,10 @@ struct tkv_fsm;
 
 /* Called after each applied entry with its results (valid during the call
  * only); n is 0 for a corrupt entry. */
-typedef void (*tkv_fsm_apply_cb)(struct tkv_fsm *f, uint64_t index,
-                                 const struct tkv_result *results, size_t n);
+typedef void (*tkv_fsm_apply_cb)(struct tkv_fsm *f,
+                                 uint64_t index,
+                                 const struct tkv_result *results,
+                                 size_t n);
 
 struct tkv_fsm {
     struct raft_fsm raft_fsm; /* handed to raft_init(); data = this */
@@ -61,28 +63,28 @@ struct tkv_fsm {
     struct tkv_sm sm;         /* owned */
     tkv_fsm_apply_cb on_apply;
     void *data;
-    int mode;                 /* enum tkv_snap_mode */
-    unsigned deferred_polls;  /* TKV_SNAP_DEFERRED: calls before ready */
+    int mode;                /* enum tkv_snap_mode */
+    unsigned deferred_polls; /* TKV_SNAP_DEFERRED: calls before ready */
 
     /* snapshot being produced */
     int active;
-    uint64_t base_index;      /* state of the base (N1) */
-    pid_t pid;                /* FORK: child, 0 when reaped */
-    int fd;                   /* FORK: memfd, -1 when none */
-    struct tkv_buf base;      /* INLINE/DEFERRED: serialized state; owned */
+    uint64_t base_index; /* state of the base (N1) */
+    pid_t pid;           /* FORK: child, 0 when reaped */
+    int fd;              /* FORK: memfd, -1 when none */
+    struct tkv_buf base; /* INLINE/DEFERRED: serialized state; owned */
     unsigned polls;
-    struct tkv_buf tail;      /* entries applied since base_index; owned */
+    struct tkv_buf tail; /* entries applied since base_index; owned */
     size_t tail_count;
     uint64_t started_us;
 
     /* snapshot handed to raft, released by finalize */
     struct raft_buffer out[3];
     uint8_t header[32];
-    void *map;                /* FORK: mmap of the memfd */
+    void *map; /* FORK: mmap of the memfd */
     size_t map_len;
     int map_fd;
-    struct tkv_buf out_base;  /* INLINE/DEFERRED: base moved here; owned */
-    struct tkv_buf out_tail;  /* owned */
+    struct tkv_buf out_base; /* INLINE/DEFERRED: base moved here; owned */
+    struct tkv_buf out_tail; /* owned */
     int out_busy;
 
     /* figures for status and logs */
@@ -98,7 +100,9 @@ int tkv_fsm_init(struct tkv_fsm *f, int mode, struct tkv_err *err);
 void tkv_fsm_close(struct tkv_fsm *f);
 
 /* The snapshot wire format, exposed for tests: decode and restore into sm. */
-int tkv_fsm_restore_bytes(struct tkv_sm *sm, const uint8_t *buf, size_t len,
+int tkv_fsm_restore_bytes(struct tkv_sm *sm,
+                          const uint8_t *buf,
+                          size_t len,
                           struct tkv_err *err);
 
 #endif /* TKV_RAFT_FSM_H */

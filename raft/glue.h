@@ -21,15 +21,15 @@ struct tkv__waiter {
 
 /* One proposed log entry. */
 struct tkv__batch {
-    struct raft_apply req;        /* req.data = this */
+    struct raft_apply req; /* req.data = this */
     struct tkv_replica *rep;
-    uint64_t index;               /* raft index, set once proposed */
+    uint64_t index; /* raft index, set once proposed */
     uint64_t term;
     size_t ncmds;
-    struct tkv__waiter *waiters;  /* owned, ncmds */
-    struct tkv_result *results;   /* owned, ncmds, filled at apply */
-    int applied;                  /* results filled */
-    int delivered;                /* waiters called */
+    struct tkv__waiter *waiters;    /* owned, ncmds */
+    struct tkv_result *results;     /* owned, ncmds, filled at apply */
+    int applied;                    /* results filled */
+    int delivered;                  /* waiters called */
     struct tkv__batch *prev, *next; /* in-flight list */
 };
 
@@ -39,26 +39,26 @@ struct tkv__read_waiter {
 };
 
 struct tkv__barrier {
-    struct raft_barrier req;      /* req.data = this */
+    struct raft_barrier req; /* req.data = this */
     struct tkv_replica *rep;
     struct tkv__read_waiter *waiters; /* owned */
     size_t n;
-    uint64_t term;                /* leader's term when issued */
-    int served;                   /* waiters called */
+    uint64_t term; /* leader's term when issued */
+    int served;    /* waiters called */
 };
 
 /* One membership change in progress (add, remove or transfer). */
 struct tkv__change {
     struct tkv_replica *rep;
-    int kind;                     /* TKV__CHANGE_* */
+    int kind; /* TKV__CHANGE_* */
     uint64_t id;
     char raft_address[TKV_ADDR_MAX + 1];
     char client_address[TKV_ADDR_MAX + 1];
     tkv_done_cb cb;
     void *data;
-    struct raft_change change;    /* change.data = this */
+    struct raft_change change;     /* change.data = this */
     struct raft_transfer transfer; /* transfer.data = this */
-    int then_redirect;            /* self-removal: transfer, NOT_LEADER */
+    int then_redirect;             /* self-removal: transfer, NOT_LEADER */
 };
 
 enum {
@@ -68,11 +68,11 @@ enum {
 };
 
 struct tkv_replica {
-    uv_loop_t *loop;              /* not owned */
+    uv_loop_t *loop; /* not owned */
     uint64_t id;
-    char *raft_address;           /* owned */
-    char *client_address;         /* owned */
-    char *data_dir;               /* owned */
+    char *raft_address;                 /* owned */
+    char *client_address;               /* owned */
+    char *data_dir;                     /* owned */
     struct tkv_replica_peer *bootstrap; /* owned */
     size_t nbootstrap;
     unsigned tick_ms;
@@ -81,30 +81,30 @@ struct tkv_replica {
     struct raft_uv_transport transport;
     struct raft_io io;
     struct raft raft;
-    struct tkv_fsm fsm;           /* owned */
+    struct tkv_fsm fsm; /* owned */
     int raft_inited;
 
-    uv_check_t turn;              /* end of loop turn: flush, barrier */
-    uv_timer_t ticker;            /* leader clock ticks */
+    uv_check_t turn;   /* end of loop turn: flush, barrier */
+    uv_timer_t ticker; /* leader clock ticks */
     int handles_open;
     int closing;
     void (*close_cb)(void *data);
     void *close_data;
 
     /* batch being filled during this loop turn */
-    struct tkv_buf body;          /* owned: encoded commands */
-    struct tkv_buf scratch;       /* owned: one command */
-    struct tkv_buf entry;         /* owned: header + body + pad */
-    struct tkv__waiter *waiters;  /* owned */
+    struct tkv_buf body;         /* owned: encoded commands */
+    struct tkv_buf scratch;      /* owned: one command */
+    struct tkv_buf entry;        /* owned: header + body + pad */
+    struct tkv__waiter *waiters; /* owned */
     size_t nwaiters;
     size_t waiters_cap;
-    struct tkv__batch *inflight;  /* proposed, awaiting their callbacks */
+    struct tkv__batch *inflight; /* proposed, awaiting their callbacks */
     struct tkv__batch *inflight_tail;
     size_t ninflight;
 
     /* leader clock */
     int64_t last_ts;
-    uint64_t last_propose_ms;     /* uv_now of the last proposal */
+    uint64_t last_propose_ms; /* uv_now of the last proposal */
 
     /* strong reads */
     struct tkv__read_waiter *reads; /* owned: queued for the next barrier */
@@ -112,18 +112,16 @@ struct tkv_replica {
     size_t reads_cap;
     struct tkv__barrier *barrier; /* the one in flight, or NULL */
 
-    struct tkv__change *change;   /* the one in progress, or NULL */
+    struct tkv__change *change; /* the one in progress, or NULL */
 
     /* state watch */
     int prev_state;
     uint64_t prev_leader;
     uint64_t prev_term;
     uint64_t conf_sig;
-    int leader_synced;            /* member addresses checked this term */
+    int leader_synced; /* member addresses checked this term */
     int sync_pending;
 
-    /* scratch for queries */
-    struct tkv_replica_member *members_scratch;
 };
 
 /* errors.c: raft code -> TKV_E code. */
@@ -135,11 +133,15 @@ void tkv__batcher_close(struct tkv_replica *r);
 void tkv__batcher_flush(struct tkv_replica *r);
 void tkv__batcher_deliver(struct tkv_replica *r);
 void tkv__batcher_fail_open(struct tkv_replica *r, int code);
-void tkv__batcher_on_apply(struct tkv_fsm *f, uint64_t index,
-                           const struct tkv_result *results, size_t n);
+void tkv__batcher_on_apply(struct tkv_fsm *f,
+                           uint64_t index,
+                           const struct tkv_result *results,
+                           size_t n);
 void tkv__ticker_cb(uv_timer_t *t);
-int tkv__write_internal(struct tkv_replica *r, const struct tkv_cmd *cmd,
-                        tkv_write_cb cb, void *data);
+int tkv__write_internal(struct tkv_replica *r,
+                        const struct tkv_cmd *cmd,
+                        tkv_write_cb cb,
+                        void *data);
 
 /* reads.c */
 void tkv__reads_issue(struct tkv_replica *r);

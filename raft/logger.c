@@ -10,8 +10,7 @@
 static int tkv__log_level = TKV_LOG_INFO;
 static char tkv__log_prefix[64] = "";
 
-static const char *const tkv__log_names[] = {"ERROR", "WARN", "INFO",
-                                             "DEBUG"};
+static const char *const tkv__log_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 int tkv_log_parse_level(const char *name)
 {

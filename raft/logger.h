@@ -27,11 +27,11 @@ void tkv_log(int level, const char *fmt, ...)
 #define tkv_errorf(...) tkv_log(TKV_LOG_ERROR, __VA_ARGS__)
 #define tkv_warnf(...) tkv_log(TKV_LOG_WARN, __VA_ARGS__)
 #define tkv_infof(...) tkv_log(TKV_LOG_INFO, __VA_ARGS__)
-#define tkv_debugf(...)                         \
-    do {                                        \
-        if (tkv_log_level() >= TKV_LOG_DEBUG) { \
+#define tkv_debugf(...)                          \
+    do {                                         \
+        if (tkv_log_level() >= TKV_LOG_DEBUG) {  \
             tkv_log(TKV_LOG_DEBUG, __VA_ARGS__); \
-        }                                       \
+        }                                        \
     } while (0)
 
 #endif /* TKV_LOGGER_H */

@@ -49,8 +49,10 @@ static int tkv__change_check(struct tkv_replica *r, struct tkv_err *err)
     return 0;
 }
 
-static struct tkv__change *tkv__change_new(struct tkv_replica *r, int kind,
-                                           uint64_t id, tkv_done_cb cb,
+static struct tkv__change *tkv__change_new(struct tkv_replica *r,
+                                           int kind,
+                                           uint64_t id,
+                                           tkv_done_cb cb,
                                            void *data)
 {
     struct tkv__change *c = tkv_calloc(1, sizeof *c);
@@ -67,8 +69,7 @@ static struct tkv__change *tkv__change_new(struct tkv_replica *r, int kind,
     return c;
 }
 
-static void tkv__change_done(struct tkv__change *c, int code,
-                             const char *msg)
+static void tkv__change_done(struct tkv__change *c, int code, const char *msg)
 {
     static const char *const kinds[] = {"", "add", "remove", "transfer"};
     struct tkv_replica *r = c->rep;
@@ -90,15 +91,15 @@ static void tkv__change_fail_raft(struct tkv__change *c, int status)
 {
     char msg[256];
     snprintf(msg, sizeof msg, "%s", raft_strerror(status));
-    tkv__change_done(c, status == RAFT_LEADERSHIPLOST ? TKV_ENOT_LEADER
-                                                      : tkv__raft_code(status),
+    tkv__change_done(c,
+                     status == RAFT_LEADERSHIPLOST ? TKV_ENOT_LEADER
+                                                   : tkv__raft_code(status),
                      msg);
 }
 
 /* ---- add ----------------------------------------------------------------- */
 
-static void tkv__addr_set_cb(void *data, int code,
-                             const struct tkv_result *res)
+static void tkv__addr_set_cb(void *data, int code, const struct tkv_result *res)
 {
     struct tkv__change *c = data;
     if (code == 0 && res != NULL && res->code != 0) {
@@ -154,10 +155,13 @@ static void tkv__add_cb(struct raft_change *req, int status)
     tkv__promote(c);
 }
 
-int tkv_replica_member_add(struct tkv_replica *r, uint64_t id,
+int tkv_replica_member_add(struct tkv_replica *r,
+                           uint64_t id,
                            const char *raft_address,
-                           const char *client_address, tkv_done_cb cb,
-                           void *data, struct tkv_err *err)
+                           const char *client_address,
+                           tkv_done_cb cb,
+                           void *data,
+                           struct tkv_err *err)
 {
     const struct raft_server *s;
     struct tkv__change *c;
@@ -169,8 +173,7 @@ int tkv_replica_member_add(struct tkv_replica *r, uint64_t id,
         return rv;
     }
     if (id == 0 || strlen(raft_address) == 0 ||
-        strlen(raft_address) > TKV_ADDR_MAX ||
-        strlen(client_address) == 0 ||
+        strlen(raft_address) > TKV_ADDR_MAX || strlen(client_address) == 0 ||
         strlen(client_address) > TKV_ADDR_MAX) {
         return tkv_err_set(err, TKV_EINVALID,
                            "member_add needs an id > 0 and two addresses "
@@ -196,8 +199,7 @@ int tkv_replica_member_add(struct tkv_replica *r, uint64_t id,
         return tkv_err_set(err, TKV_ENOMEM, "out of memory");
     }
     snprintf(c->raft_address, sizeof c->raft_address, "%s", raft_address);
-    snprintf(c->client_address, sizeof c->client_address, "%s",
-             client_address);
+    snprintf(c->client_address, sizeof c->client_address, "%s", client_address);
     r->change = c;
     tkv_infof("membership: adding %llu (raft %s, client %s)",
               (unsigned long long)id, raft_address, client_address);
@@ -222,8 +224,7 @@ int tkv_replica_member_add(struct tkv_replica *r, uint64_t id,
 
 /* ---- remove -------------------------------------------------------------- */
 
-static void tkv__addr_del_cb(void *data, int code,
-                             const struct tkv_result *res)
+static void tkv__addr_del_cb(void *data, int code, const struct tkv_result *res)
 {
     struct tkv__change *c = data;
     (void)res;
@@ -279,8 +280,10 @@ static void tkv__transfer_cb(struct raft_transfer *req)
     tkv__change_done(c, TKV_ETIMEOUT, "leadership transfer did not complete");
 }
 
-int tkv_replica_member_remove(struct tkv_replica *r, uint64_t id,
-                              tkv_done_cb cb, void *data,
+int tkv_replica_member_remove(struct tkv_replica *r,
+                              uint64_t id,
+                              tkv_done_cb cb,
+                              void *data,
                               struct tkv_err *err)
 {
     struct tkv__change *c;
@@ -301,9 +304,10 @@ int tkv_replica_member_remove(struct tkv_replica *r, uint64_t id,
     r->change = c;
     if (id == r->id) {
         c->then_redirect = 1;
-        tkv_infof("membership: removing the leader (%llu): transferring "
-                  "leadership first",
-                  (unsigned long long)id);
+        tkv_infof(
+            "membership: removing the leader (%llu): transferring "
+            "leadership first",
+            (unsigned long long)id);
         rv = raft_transfer(&r->raft, &c->transfer, 0, tkv__transfer_cb);
     } else {
         tkv_infof("membership: removing %llu", (unsigned long long)id);
@@ -318,8 +322,11 @@ int tkv_replica_member_remove(struct tkv_replica *r, uint64_t id,
     return 0;
 }
 
-int tkv_replica_transfer(struct tkv_replica *r, uint64_t id, tkv_done_cb cb,
-                         void *data, struct tkv_err *err)
+int tkv_replica_transfer(struct tkv_replica *r,
+                         uint64_t id,
+                         tkv_done_cb cb,
+                         void *data,
+                         struct tkv_err *err)
 {
     struct tkv__change *c;
     int rv;
@@ -344,8 +351,7 @@ int tkv_replica_transfer(struct tkv_replica *r, uint64_t id, tkv_done_cb cb,
         return tkv_err_set(err, TKV_ENOMEM, "out of memory");
     }
     r->change = c;
-    tkv_infof("leadership transfer to %llu requested",
-              (unsigned long long)id);
+    tkv_infof("leadership transfer to %llu requested", (unsigned long long)id);
     rv = raft_transfer(&r->raft, &c->transfer, id, tkv__transfer_cb);
     if (rv != 0) {
         r->change = NULL;
@@ -396,7 +402,8 @@ void tkv__members_leader_sync(struct tkv_replica *r)
 }
 
 size_t tkv_replica_members(struct tkv_replica *r,
-                           struct tkv_replica_member *out, size_t max)
+                           struct tkv_replica_member *out,
+                           size_t max)
 {
     unsigned i;
     for (i = 0; i < r->raft.configuration.n && i < max; i++) {

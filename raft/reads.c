@@ -23,7 +23,9 @@
 #include "glue.h"
 #include "logger.h"
 
-static void tkv__waiters_fail(struct tkv__read_waiter *w, size_t n, int code,
+static void tkv__waiters_fail(struct tkv__read_waiter *w,
+                              size_t n,
+                              int code,
                               const char *msg)
 {
     size_t i;
@@ -43,7 +45,9 @@ void tkv__reads_fail(struct tkv_replica *r, int code)
     tkv_free(w);
 }
 
-int tkv_replica_read(struct tkv_replica *r, tkv_done_cb cb, void *data,
+int tkv_replica_read(struct tkv_replica *r,
+                     tkv_done_cb cb,
+                     void *data,
                      struct tkv_err *err)
 {
     if (r->closing) {
@@ -126,10 +130,10 @@ void tkv__reads_issue(struct tkv_replica *r)
     rv = raft_barrier(&r->raft, &b->req, tkv__barrier_cb);
     if (rv != 0) {
         r->barrier = NULL;
-        tkv__waiters_fail(b->waiters, b->n,
-                          rv == RAFT_NOTLEADER ? TKV_ENOT_LEADER
-                                               : tkv__raft_code(rv),
-                          raft_errmsg(&r->raft));
+        tkv__waiters_fail(
+            b->waiters, b->n,
+            rv == RAFT_NOTLEADER ? TKV_ENOT_LEADER : tkv__raft_code(rv),
+            raft_errmsg(&r->raft));
         tkv_free(b->waiters);
         tkv_free(b);
     }

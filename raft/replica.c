@@ -60,15 +60,15 @@ static int tkv__has_raft_state(const char *dir)
     return stat(path, &st) == 0;
 }
 
-/* ---- per-turn work -------------------------------------------------------- */
+/* ---- per-turn work --------------------------------------------------------
+ */
 
 static void tkv__sync_read_cb(void *data, int code, const char *msg)
 {
     struct tkv_replica *r = data;
     (void)msg;
     r->sync_pending = 0;
-    if (code == 0 && !r->closing &&
-        raft_state(&r->raft) == RAFT_LEADER) {
+    if (code == 0 && !r->closing && raft_state(&r->raft) == RAFT_LEADER) {
         r->leader_synced = 1;
         tkv__members_leader_sync(r);
     }
@@ -123,9 +123,8 @@ static void tkv__watch(struct tkv_replica *r)
     }
     if (lid != r->prev_leader && state != RAFT_LEADER) {
         if (lid != 0) {
-            tkv_infof("leader is %llu (%s), term %llu",
-                      (unsigned long long)lid, laddr ? laddr : "?",
-                      (unsigned long long)term);
+            tkv_infof("leader is %llu (%s), term %llu", (unsigned long long)lid,
+                      laddr ? laddr : "?", (unsigned long long)term);
         } else {
             tkv_infof("no leader (term %llu)", (unsigned long long)term);
         }
@@ -187,7 +186,8 @@ void tkv_replica_flush(struct tkv_replica *r)
     }
 }
 
-/* ---- lifecycle ------------------------------------------------------------ */
+/* ---- lifecycle ------------------------------------------------------------
+ */
 
 static void tkv__replica_free(struct tkv_replica *r)
 {
@@ -196,7 +196,6 @@ static void tkv__replica_free(struct tkv_replica *r)
     tkv_free(r->data_dir);
     tkv_free(r->bootstrap);
     tkv_free(r->reads);
-    tkv_free(r->members_scratch);
     tkv_free(r);
 }
 
@@ -229,7 +228,8 @@ static void tkv__raft_close_cb(struct raft *raft)
     uv_close((uv_handle_t *)&r->ticker, tkv__handle_close_cb);
 }
 
-void tkv_replica_close(struct tkv_replica *r, void (*cb)(void *data),
+void tkv_replica_close(struct tkv_replica *r,
+                       void (*cb)(void *data),
                        void *data)
 {
     assert(!r->closing);
@@ -255,8 +255,10 @@ static void tkv__raft_abort_cb(struct raft *raft)
     tkv__replica_free(r);
 }
 
-int tkv_replica_start(uv_loop_t *loop, const struct tkv_replica_config *cfg,
-                      struct tkv_replica **out, struct tkv_err *err)
+int tkv_replica_start(uv_loop_t *loop,
+                      const struct tkv_replica_config *cfg,
+                      struct tkv_replica **out,
+                      struct tkv_err *err)
 {
     struct tkv_replica *r;
     int rv;
@@ -277,7 +279,6 @@ int tkv_replica_start(uv_loop_t *loop, const struct tkv_replica_config *cfg,
                                   cfg->nbootstrap * sizeof *cfg->bootstrap);
         r->nbootstrap = cfg->nbootstrap;
     }
-    r->members_scratch = NULL;
     r->prev_state = -1;
     if (r->raft_address == NULL || r->client_address == NULL ||
         r->data_dir == NULL || (cfg->nbootstrap > 0 && r->bootstrap == NULL)) {
@@ -390,7 +391,8 @@ err_after_alloc:
     return rv;
 }
 
-/* ---- queries --------------------------------------------------------------- */
+/* ---- queries ---------------------------------------------------------------
+ */
 
 int tkv_replica_had_state(const struct tkv_replica *r)
 {

@@ -45,12 +45,12 @@ struct tkv_replica_config {
     const char *data_dir;
     const struct tkv_replica_peer *bootstrap; /* NULL: none */
     size_t nbootstrap;
-    unsigned tick_ms;             /* leader clock tick when idle */
+    unsigned tick_ms; /* leader clock tick when idle */
     unsigned election_timeout_ms;
     unsigned heartbeat_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
-    int snapshot_mode;            /* 0 = fork (see raft/fsm.h) */
+    int snapshot_mode; /* 0 = fork (see raft/fsm.h) */
 };
 
 void tkv_replica_config_default(struct tkv_replica_config *cfg);
@@ -58,13 +58,15 @@ void tkv_replica_config_default(struct tkv_replica_config *cfg);
 /* Create and start: opens the data dir, bootstraps when asked and the dir
  * is pristine, loads the log and snapshot (restoring the state), starts
  * the transport. 0 or a TKV_E code with a message in err. */
-int tkv_replica_start(uv_loop_t *loop, const struct tkv_replica_config *cfg,
+int tkv_replica_start(uv_loop_t *loop,
+                      const struct tkv_replica_config *cfg,
                       struct tkv_replica **out /* OUT */,
                       struct tkv_err *err);
 
 /* Fail whatever is queued, close raft and every handle; cb fires when all
  * is released (the replica is freed before cb). */
-void tkv_replica_close(struct tkv_replica *r, void (*cb)(void *data),
+void tkv_replica_close(struct tkv_replica *r,
+                       void (*cb)(void *data),
                        void *data);
 
 /* Propose the open write batch and issue the pending read barrier now
@@ -77,27 +79,41 @@ int tkv_replica_had_state(const struct tkv_replica *r);
 /* Number of proposed entries whose outcome is still pending. */
 size_t tkv_replica_inflight(const struct tkv_replica *r);
 
-typedef void (*tkv_write_cb)(void *data, int code,
+typedef void (*tkv_write_cb)(void *data,
+                             int code,
                              const struct tkv_result *res);
 typedef void (*tkv_done_cb)(void *data, int code, const char *msg);
 
-int tkv_replica_write(struct tkv_replica *r, const struct tkv_cmd *cmd,
-                      tkv_write_cb cb, void *data, struct tkv_err *err);
-int tkv_replica_read(struct tkv_replica *r, tkv_done_cb cb, void *data,
+int tkv_replica_write(struct tkv_replica *r,
+                      const struct tkv_cmd *cmd,
+                      tkv_write_cb cb,
+                      void *data,
+                      struct tkv_err *err);
+int tkv_replica_read(struct tkv_replica *r,
+                     tkv_done_cb cb,
+                     void *data,
                      struct tkv_err *err);
 
 /* Membership: add joins as spare, then catches up and becomes a voter, then
  * the member's client address is recorded in the replicated state. */
-int tkv_replica_member_add(struct tkv_replica *r, uint64_t id,
+int tkv_replica_member_add(struct tkv_replica *r,
+                           uint64_t id,
                            const char *raft_address,
-                           const char *client_address, tkv_done_cb cb,
-                           void *data, struct tkv_err *err);
-int tkv_replica_member_remove(struct tkv_replica *r, uint64_t id,
-                              tkv_done_cb cb, void *data,
+                           const char *client_address,
+                           tkv_done_cb cb,
+                           void *data,
+                           struct tkv_err *err);
+int tkv_replica_member_remove(struct tkv_replica *r,
+                              uint64_t id,
+                              tkv_done_cb cb,
+                              void *data,
                               struct tkv_err *err);
 /* id 0: the most up-to-date voter. */
-int tkv_replica_transfer(struct tkv_replica *r, uint64_t id, tkv_done_cb cb,
-                         void *data, struct tkv_err *err);
+int tkv_replica_transfer(struct tkv_replica *r,
+                         uint64_t id,
+                         tkv_done_cb cb,
+                         void *data,
+                         struct tkv_err *err);
 
 const struct tkv_sm *tkv_replica_sm(const struct tkv_replica *r);
 int tkv_replica_is_leader(struct tkv_replica *r);
@@ -129,6 +145,7 @@ struct tkv_replica_member {
 };
 /* Fills up to max members; returns the total number. */
 size_t tkv_replica_members(struct tkv_replica *r,
-                           struct tkv_replica_member *out, size_t max);
+                           struct tkv_replica_member *out,
+                           size_t max);
 
 #endif /* TKV_REPLICA_H */

@@ -238,26 +238,53 @@ static size_t remaining(const struct dec *d)
     return tkv_mpr_remaining(&d->r);
 }
 
-static int wrong_type(struct dec *d,
-                      const char *what,
-                      const char *want,
-                      enum tkv_mp_type found)
-{
-    return fail(d, "%s is not %s (found %s)", what, want, type_names[found]);
-}
+/* The reads below, for messages. */
+enum rd { RD_ARRAY, RD_UINT, RD_INT, RD_STR, RD_BIN };
 
-/* Words a failed read of `what` (which had to be `want`) after the
- * reader's why; the reader is still at the item. */
-static int read_failed(struct dec *d, const char *what, const char *want)
+static const char *const rd_want[] = {
+    [RD_ARRAY] = "an array",
+    [RD_UINT] = "an integer",
+    [RD_INT] = "an integer",
+    [RD_STR] = "str",
+    [RD_BIN] = "bin",
+};
+
+/* Words a failed read of `what` after the reader's why; the reader is
+ * still at the item. Out of line, so that the reads stay small. */
+__attribute__((cold, noinline)) static int read_failed(struct dec *d,
+                                                      const char *what,
+                                                      enum rd kind)
 {
-    switch (d->r.why) {
+    struct tkv_mpr *r = &d->r;
+    uint64_t u = 0;
+    int64_t i = 0;
+
+    switch (r->why) {
         case TKV_MPR_END:
             return fail(d, "%s is missing (entry truncated)", what);
         case TKV_MPR_TYPE:
-            return wrong_type(d, what, want, tkv_mpr_peek(&d->r));
+            return fail(d, "%s is not %s (found %s)", what, rd_want[kind],
+                        type_names[tkv_mpr_peek(r)]);
+        case TKV_MPR_RANGE:
+            /* read it as the other signedness to show it */
+            if (kind == RD_UINT && tkv_mpr_int(r, &i) == 0) {
+                return fail(d, "%s is negative (%lld)", what, (long long)i);
+            }
+            if (kind == RD_INT && tkv_mpr_uint(r, &u) == 0) {
+                return fail(d, "%s is out of range (%llu)", what,
+                            (unsigned long long)u);
+            }
+            break;
+        case TKV_MPR_BODY:
+            if (kind == RD_STR || kind == RD_BIN) {
+                return fail(d, "%s is truncated (%llu bytes, %zu left)", what,
+                            (unsigned long long)r->want, r->have);
+            }
+            break;
         default:
-            return fail(d, "%s is truncated", what);
+            break;
     }
+    return fail(d, "%s is truncated", what);
 }
 
 /* The arrays of an entry are read without tkv_mpr_array's count check:
@@ -267,56 +294,37 @@ static int rd_array(struct dec *d, const char *what, uint32_t *n)
 {
     enum tkv_mp_type t = TKV_MP_END;
     if (tkv_mpr_container(&d->r, TKV_MP_ARRAY, &t, n) != 0) {
-        return read_failed(d, what, "an array");
+        return read_failed(d, what, RD_ARRAY);
     }
     return 0;
 }
 
 static int rd_uint(struct dec *d, const char *what, uint64_t *u)
 {
-    int64_t i = 0;
-    if (tkv_mpr_uint(&d->r, u) == 0) {
-        return 0;
+    if (tkv_mpr_uint(&d->r, u) != 0) {
+        return read_failed(d, what, RD_UINT);
     }
-    if (d->r.why == TKV_MPR_RANGE && tkv_mpr_int(&d->r, &i) == 0) {
-        return fail(d, "%s is negative (%lld)", what, (long long)i);
-    }
-    return read_failed(d, what, "an integer");
+    return 0;
 }
 
 static int rd_int(struct dec *d, const char *what, int64_t *i)
 {
-    uint64_t u = 0;
-    if (tkv_mpr_int(&d->r, i) == 0) {
-        return 0;
+    if (tkv_mpr_int(&d->r, i) != 0) {
+        return read_failed(d, what, RD_INT);
     }
-    if (d->r.why == TKV_MPR_RANGE && tkv_mpr_uint(&d->r, &u) == 0) {
-        return fail(d, "%s is out of range (%llu)", what,
-                    (unsigned long long)u);
-    }
-    return read_failed(d, what, "an integer");
+    return 0;
 }
 
-/* bin (is_str 0) or str (is_str 1) payload, pointing into the input. */
-static int rd_raw(struct dec *d,
+/* A bin payload, pointing into the input. */
+static int rd_bin(struct dec *d,
                   const char *what,
-                  int is_str,
                   const uint8_t **p,
                   uint32_t *n)
 {
-    const char *s = NULL;
-    int rv = is_str ? tkv_mpr_str(&d->r, &s, n) : tkv_mpr_bin(&d->r, p, n);
-    if (rv == 0) {
-        if (is_str) {
-            *p = (const uint8_t *)s;
-        }
-        return 0;
+    if (tkv_mpr_bin(&d->r, p, n) != 0) {
+        return read_failed(d, what, RD_BIN);
     }
-    if (d->r.why == TKV_MPR_BODY) {
-        return fail(d, "%s is truncated (%llu bytes, %zu left)", what,
-                    (unsigned long long)d->r.want, d->r.have);
-    }
-    return read_failed(d, what, is_str ? "str" : "bin");
+    return 0;
 }
 
 static int rd_key(struct dec *d, const uint8_t **key, uint16_t *klen)
@@ -324,7 +332,7 @@ static int rd_key(struct dec *d, const uint8_t **key, uint16_t *klen)
     struct tkv_err kerr;
     const uint8_t *p = NULL;
     uint32_t n = 0;
-    int rv = rd_raw(d, "key", 0, &p, &n);
+    int rv = rd_bin(d, "key", &p, &n);
     if (rv != 0) {
         return rv;
     }
@@ -347,7 +355,7 @@ static int rd_key(struct dec *d, const uint8_t **key, uint16_t *klen)
 static int rd_value(struct dec *d, const uint8_t **value, uint32_t *vlen)
 {
     struct tkv_err verr;
-    int rv = rd_raw(d, "value", 0, value, vlen);
+    int rv = rd_bin(d, "value", value, vlen);
     if (rv != 0) {
         return rv;
     }
@@ -566,21 +574,20 @@ static int decode_member_id(struct dec *d, struct tkv_cmd *c)
 
 static int decode_member_set(struct dec *d, struct tkv_cmd *c, struct store *st)
 {
-    const uint8_t *p = NULL;
+    const char *addr = NULL;
     uint32_t n = 0;
     int rv = decode_member_id(d, c);
     if (rv != 0) {
         return rv;
     }
-    rv = rd_raw(d, "address", 1, &p, &n);
-    if (rv != 0) {
-        return rv;
+    if (tkv_mpr_str(&d->r, &addr, &n) != 0) {
+        return read_failed(d, "address", RD_STR);
     }
     if (n == 0 || n > TKV_ADDR_MAX) {
         return fail(d, "address length %u is out of range 1..%d", n,
                     TKV_ADDR_MAX);
     }
-    c->addr = (const char *)p;
+    c->addr = addr;
     c->addrlen = (uint16_t)n;
     return 0;
 }

@@ -375,13 +375,19 @@ void tkvj_cluster_backtraces(struct tkvj_cluster *cl)
     }
     for (k = 0; k < cl->ncrashes; k++) {
         json_t *f = cl->crashes[k];
+        if (k >= TKVJ_MAX_BACKTRACES) {
+            /* bounded time: the first few tell the story */
+            json_decref(f);
+            cl->crashes[k] = NULL;
+            continue;
+        }
         const char *core = json_string_value(json_object_get(f, "core"));
         char out[1400], cmd[4200], line[512];
         json_t *bt = json_array();
         FILE *p;
         snprintf(out, sizeof out, "%s.backtrace.txt", core);
         snprintf(cmd, sizeof cmd,
-                 "timeout 60 %s -batch -nx -ex 'bt' -ex 'info sharedlibrary' "
+                 "timeout 30 %s -batch -nx -ex 'bt' -ex 'info sharedlibrary' "
                  "-ex 'thread apply all bt' "
                  "'%s' '%s' >'%s' 2>&1",
                  gdb, cl->node_bin, core, out);

@@ -30,6 +30,7 @@
 #define TKVJ_CLIENT_PORT 7000
 #define TKVJ_RAFT_PORT 7100
 #define TKVJ_MAX_CRASHES 16
+#define TKVJ_MAX_BACKTRACES 3
 
 struct tkvj_run;
 

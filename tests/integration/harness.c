@@ -208,7 +208,10 @@ void hc_value(const char *json, struct tkv_buf *out)
     json_decref(j);
 }
 
-int hc_call(struct hc *c, struct tkv_probe *p, int i, struct tkv_req *req,
+int hc_call(struct hc *c,
+            struct tkv_probe *p,
+            int i,
+            struct tkv_req *req,
             struct tkv_reply *rep)
 {
     struct tkv_err err;
@@ -227,8 +230,12 @@ int hc_call(struct hc *c, struct tkv_probe *p, int i, struct tkv_req *req,
     return rv;
 }
 
-int hc_call_leader(struct hc *c, struct tkv_probe *p, int i,
-                   struct tkv_req *req, struct tkv_reply *rep, int timeout_ms)
+int hc_call_leader(struct hc *c,
+                   struct tkv_probe *p,
+                   int i,
+                   struct tkv_req *req,
+                   struct tkv_reply *rep,
+                   int timeout_ms)
 {
     int64_t deadline = hc_now_ms() + timeout_ms;
     int target = i;
@@ -250,8 +257,7 @@ int hc_call_leader(struct hc *c, struct tkv_probe *p, int i,
         if (hc_now_ms() > deadline) {
             return rv != 0 ? rv : rep->code;
         }
-        if (rv != 0 || rep->code == TKV_EUNAVAILABLE ||
-            rep->leader == NULL) {
+        if (rv != 0 || rep->code == TKV_EUNAVAILABLE || rep->leader == NULL) {
             /* try the next running node */
             int k;
             for (k = 1; k <= HC_MAX; k++) {
@@ -265,7 +271,10 @@ int hc_call_leader(struct hc *c, struct tkv_probe *p, int i,
     }
 }
 
-int hc_status(struct hc *c, int i, struct tkv_status *st, char *role,
+int hc_status(struct hc *c,
+              int i,
+              struct tkv_status *st,
+              char *role,
               size_t rolelen)
 {
     struct tkv_probe p;
@@ -325,8 +334,12 @@ int hc_wait_leader(struct hc *c, int timeout_ms)
     return 0;
 }
 
-int hc_set(struct hc *c, struct tkv_probe *p, int i, const char *key_json,
-           const char *value_json, uint64_t ttl_ms)
+int hc_set(struct hc *c,
+           struct tkv_probe *p,
+           int i,
+           const char *key_json,
+           const char *value_json,
+           uint64_t ttl_ms)
 {
     uint8_t key[TKV_KEY_MAX];
     size_t klen;
@@ -356,7 +369,10 @@ int hc_set(struct hc *c, struct tkv_probe *p, int i, const char *key_json,
     return rv;
 }
 
-int hc_get(struct hc *c, struct tkv_probe *p, int i, const char *key_json,
+int hc_get(struct hc *c,
+           struct tkv_probe *p,
+           int i,
+           const char *key_json,
            int eventual)
 {
     uint8_t key[TKV_KEY_MAX];

@@ -51,7 +51,10 @@ int hc_stop(struct hc *c, int i, int sig);
 int hc_wait_leader(struct hc *c, int timeout_ms);
 
 /* Status of node i (0 on success). */
-int hc_status(struct hc *c, int i, struct tkv_status *st, char *role,
+int hc_status(struct hc *c,
+              int i,
+              struct tkv_status *st,
+              char *role,
               size_t rolelen);
 
 /* Encode a JSON key / value. */
@@ -59,20 +62,33 @@ void hc_key(const char *json, uint8_t *out, size_t *len);
 void hc_value(const char *json, struct tkv_buf *out);
 
 /* One request to node i, without following redirects. rep is reset. */
-int hc_call(struct hc *c, struct tkv_probe *p, int i, struct tkv_req *req,
+int hc_call(struct hc *c,
+            struct tkv_probe *p,
+            int i,
+            struct tkv_req *req,
             struct tkv_reply *rep);
 /* Same, following NOT_LEADER and retrying UNAVAILABLE for up to
  * timeout_ms. */
-int hc_call_leader(struct hc *c, struct tkv_probe *p, int i,
-                   struct tkv_req *req, struct tkv_reply *rep,
+int hc_call_leader(struct hc *c,
+                   struct tkv_probe *p,
+                   int i,
+                   struct tkv_req *req,
+                   struct tkv_reply *rep,
                    int timeout_ms);
 
 /* set key_json = value_json on the cluster (via node i); the reply code. */
-int hc_set(struct hc *c, struct tkv_probe *p, int i, const char *key_json,
-           const char *value_json, uint64_t ttl_ms);
+int hc_set(struct hc *c,
+           struct tkv_probe *p,
+           int i,
+           const char *key_json,
+           const char *value_json,
+           uint64_t ttl_ms);
 /* Read key_json from node i. Returns 1 present, 0 absent, <0 error code;
  * eventual: local read on node i. */
-int hc_get(struct hc *c, struct tkv_probe *p, int i, const char *key_json,
+int hc_get(struct hc *c,
+           struct tkv_probe *p,
+           int i,
+           const char *key_json,
            int eventual);
 
 /* Count lines of node i's log containing text. */

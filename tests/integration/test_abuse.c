@@ -55,8 +55,7 @@ static void check_healthy(void)
 
 /* Send raw bytes; expect an error reply with `code` (0: any error), then,
  * if must_close, the connection closed. */
-static void send_expect(const void *bytes, size_t len, int code,
-                        int must_close)
+static void send_expect(const void *bytes, size_t len, int code, int must_close)
 {
     struct tkv_probe p;
     struct tkv_reply rep;
@@ -65,9 +64,8 @@ static void send_expect(const void *bytes, size_t len, int code,
 
     tkv_probe_init(&p);
     tkv_reply_init(&rep);
-    assert_int_equal(tkv_probe_connect(&p, cluster.nodes[leader].client, 2000,
-                                       &err),
-                     0);
+    assert_int_equal(
+        tkv_probe_connect(&p, cluster.nodes[leader].client, 2000, &err), 0);
     assert_int_equal(tkv_probe_send_raw(&p, bytes, len, 2000, &err), 0);
     rv = tkv_probe_recv(&p, &rep, 5000, &err);
     assert_int_equal(rv, 0);
@@ -111,12 +109,11 @@ static void test_truncated_frames(void **state)
      * must drop the half frame quietly. Also a lone partial header. */
     for (i = 0; i < 20; i++) {
         tkv_probe_init(&p);
-        assert_int_equal(tkv_probe_connect(&p, cluster.nodes[leader].client,
-                                           2000, &err),
-                         0);
-        assert_int_equal(tkv_probe_send_raw(&p, buf, (size_t)(i % 2 ? 9 : 2),
-                                            2000, &err),
-                         0);
+        assert_int_equal(
+            tkv_probe_connect(&p, cluster.nodes[leader].client, 2000, &err), 0);
+        assert_int_equal(
+            tkv_probe_send_raw(&p, buf, (size_t)(i % 2 ? 9 : 2), 2000, &err),
+            0);
         tkv_probe_close(&p);
     }
     check_healthy();
@@ -207,9 +204,8 @@ static void test_unknown_op_and_bad_args(void **state)
 
     tkv_probe_init(&p);
     tkv_reply_init(&rep);
-    assert_int_equal(tkv_probe_connect(&p, cluster.nodes[leader].client, 2000,
-                                       &err),
-                     0);
+    assert_int_equal(
+        tkv_probe_connect(&p, cluster.nodes[leader].client, 2000, &err), 0);
     p.pend_id[8] = 8;
     p.pend_op[8] = TKV_OP_STATUS;
     assert_int_equal(tkv_probe_send_raw(&p, b.data, b.len, 2000, &err), 0);

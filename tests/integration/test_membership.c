@@ -133,14 +133,15 @@ static void test_membership(void **state)
     leader = hc_wait_leader(&cluster, 20000);
     victim = leader % 3 + 1;
     assert_int_equal(admin(leader, TKV_OP_MEMBER_REMOVE, (uint64_t)victim), 0);
-    assert_int_equal(count_voters(leader, (uint64_t)victim, &has_addr,
-                                  &present),
-                     3);
+    assert_int_equal(
+        count_voters(leader, (uint64_t)victim, &has_addr, &present), 3);
     assert_false(present);
     hc_stop(&cluster, victim, SIGTERM);
 
     /* transfer leadership to a chosen voter */
-    target = 4 == leader ? (victim % 3 + 1 == leader ? (leader % 3 + 2) : victim % 3 + 1) : 4;
+    target = 4 == leader ? (victim % 3 + 1 == leader ? (leader % 3 + 2)
+                                                     : victim % 3 + 1)
+                         : 4;
     if (target == victim || target == leader) {
         for (target = 1; target <= 4; target++) {
             if (target != victim && target != leader) {
@@ -153,14 +154,12 @@ static void test_membership(void **state)
 
     /* remove the leader itself: it hands over, then the new leader
      * removes it */
-    assert_int_equal(admin(target, TKV_OP_MEMBER_REMOVE, (uint64_t)target),
-                     0);
+    assert_int_equal(admin(target, TKV_OP_MEMBER_REMOVE, (uint64_t)target), 0);
     leader = hc_wait_leader(&cluster, 20000);
     assert_int_not_equal(leader, 0);
     assert_int_not_equal(leader, target);
-    assert_int_equal(count_voters(leader, (uint64_t)target, &has_addr,
-                                  &present),
-                     2);
+    assert_int_equal(
+        count_voters(leader, (uint64_t)target, &has_addr, &present), 2);
     assert_false(present);
 
     hc_sleep_ms(500);

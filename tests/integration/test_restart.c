@@ -29,7 +29,10 @@ static void write_range(struct tkv_probe *p, int from, int to)
     }
 }
 
-static void check_range(struct tkv_probe *p, int node, int from, int to,
+static void check_range(struct tkv_probe *p,
+                        int node,
+                        int from,
+                        int to,
                         int eventual)
 {
     int i;

@@ -37,8 +37,8 @@ static void *sampler_main(void *arg)
                 continue;
             }
             if (st.sm_time_ms < last[i]) {
-                fprintf(stderr, "node %d: sm time went back %lld -> %lld\n",
-                        i, (long long)last[i], (long long)st.sm_time_ms);
+                fprintf(stderr, "node %d: sm time went back %lld -> %lld\n", i,
+                        (long long)last[i], (long long)st.sm_time_ms);
                 atomic_store(&clock_went_back, 1);
             }
             last[i] = st.sm_time_ms;
@@ -51,7 +51,9 @@ static void *sampler_main(void *arg)
 
 /* Set key with ttl; optionally transfer leadership right after; check it
  * is readable at once and gone everywhere in time. */
-static void check_expiry(struct tkv_probe *p, const char *key, int ttl_ms,
+static void check_expiry(struct tkv_probe *p,
+                         const char *key,
+                         int ttl_ms,
                          int transfer)
 {
     int64_t t_sent, gone_at[4] = {0, 0, 0, 0};
@@ -60,9 +62,8 @@ static void check_expiry(struct tkv_probe *p, const char *key, int ttl_ms,
     leader = hc_wait_leader(&cluster, 20000);
     assert_int_not_equal(leader, 0);
     t_sent = hc_now_ms();
-    assert_int_equal(hc_set(&cluster, p, leader, key, "\"soon gone\"",
-                            (uint64_t)ttl_ms),
-                     0);
+    assert_int_equal(
+        hc_set(&cluster, p, leader, key, "\"soon gone\"", (uint64_t)ttl_ms), 0);
     assert_int_equal(hc_get(&cluster, p, leader, key, 0), 1);
     if (transfer) {
         struct tkv_req req;
@@ -70,8 +71,7 @@ static void check_expiry(struct tkv_probe *p, const char *key, int ttl_ms,
         tkv_req_init(&req);
         tkv_reply_init(&rep);
         req.op = TKV_OP_TRANSFER;
-        assert_int_equal(hc_call_leader(&cluster, p, leader, &req, &rep,
-                                        10000),
+        assert_int_equal(hc_call_leader(&cluster, p, leader, &req, &rep, 10000),
                          0);
         assert_int_equal(rep.code, 0);
         tkv_reply_close(&rep);

@@ -35,7 +35,10 @@
  *
  *   TKV_SIM_SEEDS=N   number of seeds (default 200), from TKV_SIM_FIRST
  *   TKV_SIM_SEED=S    run only seed S (replay a failure)
- *   TKV_SIM_FAULTS=0  no disk stalls */
+ *   TKV_SIM_FAULTS=0  no disk stalls
+ *   TKV_SIM_MODE=1|2  snapshot mode for every seed (inline / deferred)
+ *   TKV_SIM_SKIP=A-B  skip the actions numbered A..B-1 (see run_seed)
+ *   TKV_SIM_TRACE=1   keep raft's own trace of every event */
 #include <raft.h>
 #include <raft/fixture.h>
 #include <setjmp.h>
@@ -66,7 +69,7 @@ struct sim {
     int faults;
     int inflight;
     int64_t last_ts;
-    uint64_t seq[4];            /* per session */
+    uint64_t seq[4];             /* per session */
     uint64_t hash_at[MAX_INDEX]; /* first hash seen at each index */
     uint8_t seen_at[MAX_INDEX];
     uint64_t last_checked[N];
@@ -96,12 +99,14 @@ static void quiet_emit(struct raft_tracer *t, int type, const void *info)
 static struct raft_tracer quiet_tracer = {NULL, 2, quiet_emit};
 
 static struct sim *current;
-static int (*real_snapshot)(struct raft_fsm *, struct raft_buffer *[],
+static int (*real_snapshot)(struct raft_fsm *,
+                            struct raft_buffer *[],
                             unsigned *);
 
 /* Take the snapshot as raft would, then restore it into a scratch state
  * machine: it must hash like the live state it was taken from. */
-static int checked_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
+static int checked_snapshot(struct raft_fsm *rf,
+                            struct raft_buffer *bufs[],
                             unsigned *n_bufs)
 {
     struct tkv_fsm *f = rf->data;
@@ -321,13 +326,13 @@ static int run_seed(unsigned seed, int faults)
     assert_int_equal(raft_fixture_init(&s->f), 0);
     for (i = 0; i < N; i++) {
         struct raft *r;
-        assert_int_equal(tkv_fsm_init(&s->fsm[i],
-                                      getenv("TKV_SIM_MODE")
-                                          ? atoi(getenv("TKV_SIM_MODE"))
-                                      : seed % 2 ? TKV_SNAP_DEFERRED
-                                                 : TKV_SNAP_INLINE,
-                                      NULL),
-                         0);
+        assert_int_equal(
+            tkv_fsm_init(&s->fsm[i],
+                         getenv("TKV_SIM_MODE") ? atoi(getenv("TKV_SIM_MODE"))
+                         : seed % 2             ? TKV_SNAP_DEFERRED
+                                                : TKV_SNAP_INLINE,
+                         NULL),
+            0);
         s->fsm[i].deferred_polls = 1 + rnd(s) % 5;
         real_snapshot = s->fsm[i].raft_fsm.snapshot;
         assert_int_equal(raft_fixture_grow(&s->f, &s->fsm[i].raft_fsm), 0);
@@ -339,10 +344,9 @@ static int run_seed(unsigned seed, int faults)
         raft_set_snapshot_threshold(r, 8 + rnd(s) % 40);
         s->disk_ms[i] = 5 + rnd(s) % 100;
         raft_fixture_set_disk_latency(&s->f, i, s->disk_ms[i]);
-        raft_set_snapshot_trailing(r, getenv("TKV_SIM_TRAIL")
-                                          ? (unsigned)atoi(
-                                                getenv("TKV_SIM_TRAIL"))
-                                          : 100000);
+        raft_set_snapshot_trailing(
+            r, getenv("TKV_SIM_TRAIL") ? (unsigned)atoi(getenv("TKV_SIM_TRAIL"))
+                                       : 100000);
         s->fsm[i].raft_fsm.snapshot = checked_snapshot;
     }
     assert_int_equal(raft_fixture_configuration(&s->f, N, &conf), 0);
@@ -470,8 +474,8 @@ static int run_seed(unsigned seed, int faults)
     total_snapshots += s->snapshots;
     if (rv != 0) {
         fprintf(stderr,
-                "sim: seed %u FAILED: %s\n  replay: TKV_SIM_SEED=%u %s\n",
-                seed, s->failure, seed, "tests/raft/test_sim");
+                "sim: seed %u FAILED: %s\n  replay: TKV_SIM_SEED=%u %s\n", seed,
+                s->failure, seed, "tests/raft/test_sim");
     }
     raft_fixture_close(&s->f);
     for (i = 0; i < N; i++) {
