@@ -33,7 +33,8 @@
 # Knobs (environment):
 #   CONCURRENCY="1 16 64 256"   requests in flight (--clients, redis -c)
 #   WORKLOADS="put range-l range-s"
-#   POINT_SECONDS=6             length of one measured run
+#   POINT_SECONDS=4             length of one measured run
+#   REPEAT=2                    runs per point (order reversed every other)
 #   CONNS=1                     --conns for tuplekv-bench and etcd (a number,
 #                               or "auto": one per 64 in flight)
 #   VAL_SIZE=256 KEY_SIZE=8 KEY_SPACE=100000
@@ -50,7 +51,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONCURRENCY=${CONCURRENCY:-"1 16 64 256"}
 WORKLOADS=${WORKLOADS:-"put range-l range-s"}
-POINT_SECONDS=${POINT_SECONDS:-6}
+POINT_SECONDS=${POINT_SECONDS:-4}
+REPEAT=${REPEAT:-2}
 CONNS=${CONNS:-1}
 VAL_SIZE=${VAL_SIZE:-256}
 KEY_SIZE=${KEY_SIZE:-8}
@@ -214,8 +216,8 @@ cleanup() {
     for p in "${PIDS[@]}"; do
         kill -TERM "$p" 2>/dev/null || true
     done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    for p in "${PIDS[@]}"; do # 10 s in all for a clean stop, then SIGKILL
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null || true
     done
     if [ -n "${SCRATCH:-}" ] && [ -d "$SCRATCH" ]; then
@@ -267,6 +269,7 @@ start_etcd() {
             --logger zap --log-level warn \
             >"$SCRATCH/etcd/m$i.log" 2>&1 </dev/null &
         PIDS+=($!)
+        disown $! # stopped by pid in cleanup; no job notices
     done
     ETCD_ENDPOINTS=$eps
     for _ in $(seq 100); do
@@ -288,6 +291,7 @@ start_redis() { # NAME PORT persistence-flags...
         --daemonize no --protected-mode no --save '' "$@" \
         >"$SCRATCH/$name/log" 2>&1 </dev/null &
     PIDS+=($!)
+    disown $!
     for _ in $(seq 50); do
         redis-cli -p "$port" ping >/dev/null 2>&1 && return
         sleep 0.1
@@ -297,9 +301,11 @@ start_redis() { # NAME PORT persistence-flags...
 
 # ---- 4. measuring --------------------------------------------------------------
 
-# One result line: system workload concurrency ops/s p50_ms p99_ms raw-file
+# One result line: repetition system workload concurrency ops/s p50_ms p99_ms
+# raw-file
 TSV=""
-emit() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$TSV"; }
+REP=1
+emit() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$REP" "$@" >>"$TSV"; }
 
 conns_for() {
     local c=$1
@@ -322,7 +328,7 @@ parse_summary() { # FILE -> "ops/s p50_ms p99_ms"
 
 run_tuplekv() { # WORKLOAD C
     local wl=$1 c=$2 f args
-    f=$RAW/tuplekv__${wl}__c$c.txt
+    f=$RAW/tuplekv__${wl}__c$c.r$REP.txt
     args=(--endpoints="$TKV_ENDPOINTS" --conns="$(conns_for "$c")" --clients="$c")
     case $wl in
         put) args+=(put --key-size="$KEY_SIZE" --val-size="$VAL_SIZE" --key-space-size="$KEY_SPACE") ;;
@@ -359,7 +365,7 @@ etcd_cmd() { # WORKLOAD C TOTAL -> runs etcd's benchmark
 # takes about POINT_SECONDS.
 run_etcd() { # WORKLOAD C
     local wl=$1 c=$2 f probe total rps
-    f=$RAW/etcd__${wl}__c$c.txt
+    f=$RAW/etcd__${wl}__c$c.r$REP.txt
     probe=$(( c * 20 > 200 ? c * 20 : 200 ))
     rps=$(etcd_cmd "$wl" "$c" "$probe" 2>/dev/null | awk '/Requests\/sec:/ { print int($2) }')
     total=$(( ${rps:-100} * POINT_SECONDS ))
@@ -386,14 +392,14 @@ run_redis() { # NAME PORT WORKLOAD C
     conns=$(conns_for "$c")
     for shape in unpipelined pipelined; do
         if [ $shape = unpipelined ]; then
-            sys=$name; pipe=1; f=$RAW/${name}__${op}__c$c.txt
+            sys=$name; pipe=1; f=$RAW/${name}__${op}__c$c.r$REP.txt
             set -- "$c" 1
         else
             sys=$name-pipelined; pipe=$((c / conns))
-            f=$RAW/${name}__${op}__c${conns}xP$pipe.txt
+            f=$RAW/${name}__${op}__c${conns}xP$pipe.r$REP.txt
             if [ "$pipe" -le 1 ]; then
                 # shellcheck disable=SC2046
-                emit "$sys" "$op" "$c" $(tail -n 1 "$TSV" | cut -f4-7)
+                emit "$sys" "$op" "$c" $(tail -n 1 "$TSV" | cut -f5-8)
                 continue
             fi
             set -- "$conns" "$pipe"
@@ -418,17 +424,38 @@ write_report() {
     python3 - "$TSV" "$RAW" "$md" "$png" "$meta" <<'PY'
 import os, sys
 tsv, raw, md, png, meta = sys.argv[1:6]
-rows = []
+runs = []
 for line in open(tsv):
-    s, w, c, ops, p50, p99, f = line.rstrip("\n").split("\t")
+    rp, s, w, c, ops, p50, p99, f = line.rstrip("\n").split("\t")
     num = lambda x: float(x) if x not in ("-", "") else None
-    rows.append(dict(sys=s, wl=w, c=int(c), ops=num(ops), p50=num(p50), p99=num(p99), f=f))
+    runs.append(dict(rep=int(rp), sys=s, wl=w, c=int(c), ops=num(ops), p50=num(p50), p99=num(p99), f=f))
+
+# one row per system, workload and concurrency: the mean of its runs, and
+# the runs themselves (by repetition) for the per-run ratios
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+rows = []
+for key in sorted({(r["sys"], r["wl"], r["c"]) for r in runs}):
+    rs = [r for r in runs if (r["sys"], r["wl"], r["c"]) == key]
+    rows.append(dict(sys=key[0], wl=key[1], c=key[2], ops=mean(r["ops"] for r in rs),
+                     p50=mean(r["p50"] for r in rs), p99=mean(r["p99"] for r in rs),
+                     by_rep={r["rep"]: r for r in rs}))
 
 def get(s, w, c):
     for r in rows:
         if r["sys"] == s and r["wl"] == w and r["c"] == c:
             return r
     return None
+
+def per_run(t, p):
+    """tuplekv ÷ other ops/s in each repetition both ran in."""
+    out = []
+    for k in sorted(t["by_rep"]):
+        a, b = t["by_rep"][k]["ops"], p["by_rep"].get(k, {}).get("ops")
+        if a is not None and b:
+            out.append(a / b)
+    return out
 
 # what each tuplekv workload is compared with: (system, its workload)
 peers = {
@@ -451,30 +478,33 @@ concs = sorted({r["c"] for r in rows})
 out = []
 out.append(open(meta).read())
 out.append("\n## Results\n")
-out.append("ops/s and latencies of each run; `tuplekv ÷` is tuplekv's figure divided by "
-           "this row's, from runs made back to back (ops/s: higher is better for "
-           "tuplekv; p99: lower is better for tuplekv).\n")
+reps = max(r["rep"] for r in runs)
+out.append(f"Each figure is the mean of {reps} run(s) per point; `tuplekv ÷` is tuplekv's "
+           "figure divided by this row's (ops/s: above 1 favours tuplekv; p99: below 1 "
+           "favours tuplekv); `per run` gives the ops/s ratio of each pair of runs made "
+           "back to back, so its spread shows the noise.\n")
 for wl in ["put", "range-l", "range-s"]:
     if not any(r["sys"] == "tuplekv" and r["wl"] == wl for r in rows):
         continue
     out.append(f"\n### {wl_name[wl]}\n")
-    out.append("| system | workload | concurrency | ops/s | p50 ms | p99 ms | tuplekv ÷ ops/s | tuplekv ÷ p99 |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    out.append("| system | workload | concurrency | ops/s | p50 ms | p99 ms | tuplekv ÷ ops/s | per run | tuplekv ÷ p99 |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for c in concs:
         t = get("tuplekv", wl, c)
         if t is None:
             continue
-        out.append(f"| tuplekv | {wl} | {c} | {fmt(t['ops'], 0)} | {fmt(t['p50'], 3)} | {fmt(t['p99'], 3)} | 1.00x | 1.00x |")
+        out.append(f"| **tuplekv** | {wl} | {c} | {fmt(t['ops'], 0)} | {fmt(t['p50'], 3)} | {fmt(t['p99'], 3)} | | | |")
         for s, pw in peers[wl]:
             p = get(s, pw, c)
             if p is None:
                 continue
             out.append(f"| {s} | {peer_wl(s, pw)} | {c} | {fmt(p['ops'], 0)} | "
-                       f"{fmt(p['p50'], 3)} | {fmt(p['p99'], 3)} | {ratio(t['ops'], p['ops'])} | {ratio(t['p99'], p['p99'])} |")
+                       f"{fmt(p['p50'], 3)} | {fmt(p['p99'], 3)} | {ratio(t['ops'], p['ops'])} | "
+                       f"{' / '.join(f'{x:.2f}' for x in per_run(t, p))} | {ratio(t['p99'], p['p99'])} |")
 
 # the targets of issue 6
 out.append("\n## Targets (issue 6)\n")
-out.append("| target | concurrency: tuplekv ÷ other | verdict |")
+out.append("| target | concurrency: tuplekv ÷ other, mean (per-run range) | verdict (on the means) |")
 out.append("|---|---|---|")
 def target(label, wl, peer, pwl, want, cs, p99=False):
     parts, ok = [], True
@@ -483,13 +513,16 @@ def target(label, wl, peer, pwl, want, cs, p99=False):
         if t is None or p is None or t["ops"] is None or p["ops"] is None:
             parts.append(f"{c}: n/a"); ok = False; continue
         r = t["ops"] / p["ops"]
-        s = f"{c}: {r:.2f}x"
+        pr = per_run(t, p)
+        s = f"{c}: {r:.2f}x" + (f" ({min(pr):.2f}-{max(pr):.2f})" if len(pr) > 1 else "")
         good = r >= want
         if p99:
             s += f" (p99 {fmt(t['p99'], 2)} vs {fmt(p['p99'], 2)} ms)"
             good = good and t["p99"] is not None and p["p99"] is not None and t["p99"] <= p["p99"]
         parts.append(s); ok = ok and good
     verdict = "**met**" if ok else "not met"
+    if all(x.endswith("n/a") for x in parts):
+        verdict = "n/a"
     if not cs:
         parts, verdict = ["not measured"], "n/a"
     out.append(f"| {label} | {'; '.join(parts)} | {verdict} |")
@@ -509,7 +542,7 @@ open(md, "w").write("\n".join(out) + "\n")
 dat = os.path.join(raw, "plot")
 os.makedirs(dat, exist_ok=True)
 series = {}
-for r in rows:
+for r in rows:  # the means
     keys = [r["wl"]]
     if r["wl"] == "set": keys = ["put"]
     if r["wl"] == "get": keys = ["range-l", "range-s"]
@@ -546,7 +579,7 @@ write_meta() {
         echo "- etcd $(etcd --version | awk '/etcd Version/ {print $3}') (Debian etcd-server $(dpkg-query -W -f='${Version}' etcd-server)), 3 members with default settings, measured with its own tools/benchmark (--target-leader)"
         echo "- Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') (Debian redis-server), single node: appendonly yes + appendfsync always, and no persistence; measured with redis-benchmark -r $KEY_SPACE -d $VAL_SIZE, unpipelined (-c C -P 1) and pipelined (-c CONNS -P C/CONNS, rows *-pipelined)"
         echo "- workloads: put with ${VAL_SIZE}-byte values, ${KEY_SIZE}-byte keys, $KEY_SPACE-key space; range = reads of one existing key; concurrency = requests in flight (--clients C, --conns $CONNS); about ${POINT_SECONDS} s per run (etcd and Redis: --total sized by a short probe run)"
-        echo "- order: for each concurrency and workload, tuplekv, then etcd, then Redis, back to back"
+        echo "- order: each point $REPEAT time(s), back to back: tuplekv, etcd, Redis; then Redis, etcd, tuplekv; ..."
     } >"$meta"
 }
 
@@ -570,18 +603,35 @@ has redis-no-persist && start_redis redis-no-persist $REDIS_MEM_PORT --appendonl
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 : >"$RAW/loadavg.txt"
 
+run_redis_all() { # WORKLOAD C: Redis SET with put, GET with range-s
+    case $1 in
+        put) has redis-aof-always && run_redis redis-aof-always $REDIS_AOF_PORT "$1" "$2"
+             has redis-no-persist && run_redis redis-no-persist $REDIS_MEM_PORT "$1" "$2" ;;
+        range-s) has redis-no-persist && run_redis redis-no-persist $REDIS_MEM_PORT "$1" "$2" ;;
+    esac
+    true
+}
+
+# Each point REPEAT times, the order reversed every other time (tuplekv,
+# etcd, Redis, then Redis, etcd, tuplekv): drifts in the machine's load
+# hit both sides alike, and the spread of the ratios shows the noise.
 for c in $CONCURRENCY; do
     for wl in $WORKLOADS; do
-        log "c=$c $wl (load $(cut -d' ' -f1 /proc/loadavg))"
-        cut -d' ' -f1 /proc/loadavg >>"$RAW/loadavg.txt"
-        has tuplekv && run_tuplekv "$wl" "$c"
-        has etcd && run_etcd "$wl" "$c"
-        if [ "$wl" != range-l ]; then # Redis: SET with put, GET once
-            has redis-aof-always && [ "$wl" = put ] && run_redis redis-aof-always $REDIS_AOF_PORT "$wl" "$c"
-            has redis-no-persist && run_redis redis-no-persist $REDIS_MEM_PORT "$wl" "$c"
-        fi
-        awk -F'\t' -v c="$c" -v w="$wl" '$3 == c && ($2 == w || (w == "put" && $2 == "set") || (w == "range-s" && $2 == "get"))' "$TSV" |
-            cut -f1-6 | sed 's/^/    /' >&2
+        for REP in $(seq "$REPEAT"); do
+            log "c=$c $wl, run $REP of $REPEAT (load $(cut -d' ' -f1 /proc/loadavg))"
+            cut -d' ' -f1 /proc/loadavg >>"$RAW/loadavg.txt"
+            if [ $((REP % 2)) = 1 ]; then
+                has tuplekv && run_tuplekv "$wl" "$c"
+                has etcd && run_etcd "$wl" "$c"
+                run_redis_all "$wl" "$c"
+            else
+                run_redis_all "$wl" "$c"
+                has etcd && run_etcd "$wl" "$c"
+                has tuplekv && run_tuplekv "$wl" "$c"
+            fi
+            awk -F'\t' -v r="$REP" -v c="$c" -v w="$wl" '$1 == r && $4 == c && ($3 == w || (w == "put" && $3 == "set") || (w == "range-s" && $3 == "get"))' "$TSV" |
+                cut -f2-7 | sed 's/^/    /' >&2
+        done
     done
 done
 

@@ -24,6 +24,8 @@ int tkv__mpr_fail(struct tkv_mpr *r,
     return TKV_ECORRUPT;
 }
 
+/* Type of each type byte: a table, so that tkv__mpr_type_of() costs one
+ * load on every item. */
 /* clang-format off */
 #define U_ TKV_MP_UINT
 #define N_ TKV_MP_NINT
@@ -79,7 +81,7 @@ static int skip(struct tkv_mpr *r,
     assert(!limited || max_depth <= TKV_MPR_DEPTH_MAX);
     left[0] = 1;
     for (;;) {
-        struct tkv_mp_item it;
+        struct tkv_mp_item it = {0};
         uint64_t items;
         int rv;
 
@@ -98,11 +100,12 @@ static int skip(struct tkv_mpr *r,
         left[depth]--;
         rv = tkv_mpr_next(r, &it);
         if (rv == 0 && (it.type == TKV_MP_ARRAY || it.type == TKV_MP_MAP)) {
-            items = it.type == TKV_MP_MAP ? 2 * (uint64_t)it.v.count
-                                          : it.v.count;
+            items =
+                it.type == TKV_MP_MAP ? 2 * (uint64_t)it.v.count : it.v.count;
             if (limited && depth == max_depth) {
                 rv = tkv__mpr_fail(r, TKV_MPR_DEPTH, 0, 0);
-            } else if (tkv__mpr_backed(r, it.type, it.v.count, r->len - r->off) != 0) {
+            } else if (tkv__mpr_backed(r, it.type, it.v.count,
+                                       r->len - r->off) != 0) {
                 rv = TKV_ECORRUPT;
             } else if (limited) {
                 if (items > 0) {
@@ -110,7 +113,8 @@ static int skip(struct tkv_mpr *r,
                 }
             } else if (items > UINT64_MAX - left[0]) {
                 /* only past 4 GB of input: each count is backed */
-                rv = tkv__mpr_fail(r, TKV_MPR_COUNT, it.v.count, r->len - r->off);
+                rv = tkv__mpr_fail(r, TKV_MPR_COUNT, it.v.count,
+                                   r->len - r->off);
             } else {
                 left[0] += items;
             }

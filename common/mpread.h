@@ -11,8 +11,9 @@
  *
  * Every failure (wrong type, truncated input) is TKV_ECORRUPT and leaves
  * the position where it was, so the caller can peek at what is there; the
- * outputs are then unspecified. r->why says what went wrong, for callers
- * that word their own messages ("command 3: key is truncated").
+ * outputs are then zero (NULL, TKV_MP_END). r->why says what went wrong,
+ * for callers that word their own messages ("command 3: key is
+ * truncated").
  *
  * The one-item readers are static inline (bottom of this file): every node
  * checks every value of every log entry with them, and a call per item
@@ -105,11 +106,14 @@ static inline int tkv_mpr_bool(struct tkv_mpr *r, int *v /* OUT */);
 static inline int tkv_mpr_uint(struct tkv_mpr *r, uint64_t *v /* OUT */);
 static inline int tkv_mpr_int(struct tkv_mpr *r, int64_t *v /* OUT */);
 static inline int tkv_mpr_float(struct tkv_mpr *r, double *v /* OUT */);
-static inline int tkv_mpr_str(struct tkv_mpr *r, const char **s /* OUT */,
+static inline int tkv_mpr_str(struct tkv_mpr *r,
+                              const char **s /* OUT */,
                               uint32_t *n /* OUT */);
-static inline int tkv_mpr_bin(struct tkv_mpr *r, const uint8_t **p /* OUT */,
+static inline int tkv_mpr_bin(struct tkv_mpr *r,
+                              const uint8_t **p /* OUT */,
                               uint32_t *n /* OUT */);
-static inline int tkv_mpr_ext(struct tkv_mpr *r, int8_t *type /* OUT */,
+static inline int tkv_mpr_ext(struct tkv_mpr *r,
+                              int8_t *type /* OUT */,
                               const uint8_t **p /* OUT */,
                               uint32_t *n /* OUT */);
 static inline int tkv_mpr_array(struct tkv_mpr *r, uint32_t *n /* OUT */);
@@ -122,7 +126,8 @@ static inline int tkv_mpr_map(struct tkv_mpr *r, uint32_t *n /* OUT */);
  * element's own fault before the end of the input (each element read fails
  * there anyway). Never size an allocation by *n without bounding it by
  * tkv_mpr_remaining(). */
-static inline int tkv_mpr_container(struct tkv_mpr *r, enum tkv_mp_type want,
+static inline int tkv_mpr_container(struct tkv_mpr *r,
+                                    enum tkv_mp_type want,
                                     enum tkv_mp_type *type /* OUT */,
                                     uint32_t *n /* OUT */);
 
@@ -145,7 +150,8 @@ static inline int tkv_mpr_next(struct tkv_mpr *r,
  * success start and end (if not NULL) give its byte range. A failure is
  * that of the first part that cannot be read, in order; a container's
  * count is checked when its header is read. */
-int tkv_mpr_skip(struct tkv_mpr *r, size_t *start /* OUT */,
+int tkv_mpr_skip(struct tkv_mpr *r,
+                 size_t *start /* OUT */,
                  size_t *end /* OUT */);
 
 /* Most containers tkv_mpr_skip_depth can track (one counter each on the
@@ -157,8 +163,10 @@ int tkv_mpr_skip(struct tkv_mpr *r, size_t *start /* OUT */,
  * once, 0 accepts only a scalar. Requires max_depth <= TKV_MPR_DEPTH_MAX.
  * The depth is checked after the container's header is read and before
  * its count is. */
-int tkv_mpr_skip_depth(struct tkv_mpr *r, unsigned max_depth,
-                       size_t *start /* OUT */, size_t *end /* OUT */);
+int tkv_mpr_skip_depth(struct tkv_mpr *r,
+                       unsigned max_depth,
+                       size_t *start /* OUT */,
+                       size_t *end /* OUT */);
 
 /* ---- implementation: not part of the API ----
  *
@@ -169,6 +177,11 @@ int tkv_mpr_skip_depth(struct tkv_mpr *r, unsigned max_depth,
  * checked: a failure leaves the position where it was. The typed readers,
  * tkv_mpr_next() and the skipper all go through these helpers, so they
  * accept exactly the same encodings. */
+
+/* The helpers go into every reader, and the readers into their callers:
+ * left to itself the compiler keeps the bigger ones out of line, which
+ * costs a call per item. */
+#define TKV__MPR_INLINE static inline __attribute__((always_inline))
 
 /* Type of each type byte (mpread.c); TKV__MP_SIGNED (int 8..64) is UINT
  * or NINT by its sign. */
@@ -183,7 +196,7 @@ __attribute__((cold)) int tkv__mpr_fail(struct tkv_mpr *r,
                                         size_t have);
 
 /* The type byte of the next item. */
-static inline int tkv__mpr_first(struct tkv_mpr *r, uint8_t *b)
+TKV__MPR_INLINE int tkv__mpr_first(struct tkv_mpr *r, uint8_t *b)
 {
     if (r->off >= r->len) {
         return tkv__mpr_fail(r, TKV_MPR_END, 0, 0);
@@ -193,8 +206,8 @@ static inline int tkv__mpr_first(struct tkv_mpr *r, uint8_t *b)
 }
 
 /* Type of the item whose type byte b is at the position. */
-static inline enum tkv_mp_type tkv__mpr_type_of(const struct tkv_mpr *r,
-                                                uint8_t b)
+TKV__MPR_INLINE enum tkv_mp_type tkv__mpr_type_of(const struct tkv_mpr *r,
+                                                  uint8_t b)
 {
     size_t n;
     if (tkv__mp_types[b] != TKV__MP_SIGNED) {
@@ -207,7 +220,7 @@ static inline enum tkv_mp_type tkv__mpr_type_of(const struct tkv_mpr *r,
     return (r->p[r->off + 1] & 0x80) ? TKV_MP_NINT : TKV_MP_UINT;
 }
 
-static inline uint32_t tkv__mpr_be32(const uint8_t *p)
+TKV__MPR_INLINE uint32_t tkv__mpr_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
            p[3];
@@ -215,7 +228,7 @@ static inline uint32_t tkv__mpr_be32(const uint8_t *p)
 
 /* Big-endian number of n = 1, 2, 4 or 8 bytes (a switch, not a loop: the
  * widths are fixed). */
-static inline uint64_t tkv__mpr_be(const uint8_t *p, size_t n)
+TKV__MPR_INLINE uint64_t tkv__mpr_be(const uint8_t *p, size_t n)
 {
     switch (n) {
         case 1:
@@ -231,10 +244,10 @@ static inline uint64_t tkv__mpr_be(const uint8_t *p, size_t n)
 
 /* The n-byte big-endian number after the type byte: a length or a count
  * (cut short: TKV_MPR_HEADER) or a number's value (TKV_MPR_BODY). */
-static inline int tkv__mpr_field(struct tkv_mpr *r,
-                                 size_t n,
-                                 enum tkv_mpr_why why,
-                                 uint64_t *v)
+TKV__MPR_INLINE int tkv__mpr_field(struct tkv_mpr *r,
+                                   size_t n,
+                                   enum tkv_mpr_why why,
+                                   uint64_t *v)
 {
     size_t left = r->len - r->off - 1;
     if (left < n) {
@@ -246,10 +259,10 @@ static inline int tkv__mpr_field(struct tkv_mpr *r,
 
 /* The len bytes after a header of hdr bytes (which are there): moves past
  * both. */
-static inline int tkv__mpr_body(struct tkv_mpr *r,
-                                size_t hdr,
-                                uint64_t len,
-                                const uint8_t **p)
+TKV__MPR_INLINE int tkv__mpr_body(struct tkv_mpr *r,
+                                  size_t hdr,
+                                  uint64_t len,
+                                  const uint8_t **p)
 {
     size_t left = r->len - r->off - hdr;
     if (len > left) {
@@ -263,11 +276,11 @@ static inline int tkv__mpr_body(struct tkv_mpr *r,
 /* Any integer, without moving: *neg says whether it is negative (then *u
  * holds the two's complement bits of an int64), *size how many bytes it
  * takes. */
-static inline int tkv__mpr_integer(struct tkv_mpr *r,
-                                   uint8_t b,
-                                   uint64_t *u,
-                                   int *neg,
-                                   size_t *size)
+TKV__MPR_INLINE int tkv__mpr_integer(struct tkv_mpr *r,
+                                     uint8_t b,
+                                     uint64_t *u,
+                                     int *neg,
+                                     size_t *size)
 {
     uint64_t v = 0;
     size_t n;
@@ -297,7 +310,7 @@ static inline int tkv__mpr_integer(struct tkv_mpr *r,
 }
 
 /* float32 (widened) or float64. */
-static inline int tkv__mpr_real(struct tkv_mpr *r, uint8_t b, double *v)
+TKV__MPR_INLINE int tkv__mpr_real(struct tkv_mpr *r, uint8_t b, double *v)
 {
     uint64_t bits = 0;
     if (b != 0xca && b != 0xcb) {
@@ -320,11 +333,11 @@ static inline int tkv__mpr_real(struct tkv_mpr *r, uint8_t b, double *v)
 }
 
 /* A str (str 1) or a bin (str 0) and its payload. */
-static inline int tkv__mpr_raw(struct tkv_mpr *r,
-                               uint8_t b,
-                               int str,
-                               const uint8_t **p,
-                               uint32_t *n)
+TKV__MPR_INLINE int tkv__mpr_raw(struct tkv_mpr *r,
+                                 uint8_t b,
+                                 int str,
+                                 const uint8_t **p,
+                                 uint32_t *n)
 {
     uint64_t len = 0;
     size_t w = 0;
@@ -347,10 +360,10 @@ static inline int tkv__mpr_raw(struct tkv_mpr *r,
 
 /* An ext header, without moving: *hdr its length, *len that of its body
  * (the type byte and the data). */
-static inline int tkv__mpr_ext_head(struct tkv_mpr *r,
-                                    uint8_t b,
-                                    size_t *hdr,
-                                    uint64_t *len)
+TKV__MPR_INLINE int tkv__mpr_ext_head(struct tkv_mpr *r,
+                                      uint8_t b,
+                                      size_t *hdr,
+                                      uint64_t *len)
 {
     uint64_t size = 0;
     size_t w;
@@ -371,11 +384,11 @@ static inline int tkv__mpr_ext_head(struct tkv_mpr *r,
     return 0;
 }
 
-static inline int tkv__mpr_ext(struct tkv_mpr *r,
-                               uint8_t b,
-                               int8_t *type,
-                               const uint8_t **p,
-                               uint32_t *n)
+TKV__MPR_INLINE int tkv__mpr_ext(struct tkv_mpr *r,
+                                 uint8_t b,
+                                 int8_t *type,
+                                 const uint8_t **p,
+                                 uint32_t *n)
 {
     const uint8_t *q = NULL;
     uint64_t len = 0;
@@ -392,12 +405,12 @@ static inline int tkv__mpr_ext(struct tkv_mpr *r,
 
 /* An array or map header (of type want; TKV_MP_END for either), without
  * moving: its type, its count and its length. */
-static inline int tkv__mpr_container_head(struct tkv_mpr *r,
-                                          uint8_t b,
-                                          enum tkv_mp_type want,
-                                          enum tkv_mp_type *type,
-                                          uint32_t *n,
-                                          size_t *hdr)
+TKV__MPR_INLINE int tkv__mpr_container_head(struct tkv_mpr *r,
+                                            uint8_t b,
+                                            enum tkv_mp_type want,
+                                            enum tkv_mp_type *type,
+                                            uint32_t *n,
+                                            size_t *hdr)
 {
     enum tkv_mp_type t;
     uint64_t count = 0;
@@ -425,10 +438,10 @@ static inline int tkv__mpr_container_head(struct tkv_mpr *r,
 
 /* Fails unless left bytes can hold the n elements of a container of type
  * t: every element takes at least one byte. */
-static inline int tkv__mpr_backed(struct tkv_mpr *r,
-                                  enum tkv_mp_type t,
-                                  uint32_t n,
-                                  size_t left)
+TKV__MPR_INLINE int tkv__mpr_backed(struct tkv_mpr *r,
+                                    enum tkv_mp_type t,
+                                    uint32_t n,
+                                    size_t left)
 {
     if ((t == TKV_MP_MAP ? 2 * (uint64_t)n : n) > left) {
         return tkv__mpr_fail(r, TKV_MPR_COUNT, n, left);
@@ -436,22 +449,24 @@ static inline int tkv__mpr_backed(struct tkv_mpr *r,
     return 0;
 }
 
-static inline int tkv__mpr_checked_container(struct tkv_mpr *r,
-                                             enum tkv_mp_type want,
-                                             uint32_t *n)
+TKV__MPR_INLINE int tkv__mpr_checked_container(struct tkv_mpr *r,
+                                               enum tkv_mp_type want,
+                                               uint32_t *n)
 {
     enum tkv_mp_type t = TKV_MP_END;
     uint32_t count = 0;
     size_t hdr = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0 ||
-        tkv__mpr_container_head(r, b, want, &t, &count, &hdr) != 0 ||
-        tkv__mpr_backed(r, t, count, r->len - r->off - hdr) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_container_head(r, b, want, &t, &count, &hdr);
     }
-    r->off += hdr;
-    *n = count;
-    return 0;
+    if (rv == 0) {
+        rv = tkv__mpr_backed(r, t, count, r->len - r->off - hdr);
+    }
+    *n = rv == 0 ? count : 0;
+    r->off += rv == 0 ? hdr : 0;
+    return rv;
 }
 
 /* ---- the readers ---- */
@@ -480,15 +495,13 @@ static inline int tkv_mpr_nil(struct tkv_mpr *r)
 static inline int tkv_mpr_bool(struct tkv_mpr *r, int *v)
 {
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0 && b != 0xc2 && b != 0xc3) {
+        rv = tkv__mpr_fail(r, TKV_MPR_TYPE, 0, 0);
     }
-    if (b != 0xc2 && b != 0xc3) {
-        return tkv__mpr_fail(r, TKV_MPR_TYPE, 0, 0);
-    }
-    *v = b == 0xc3;
-    r->off++;
-    return 0;
+    *v = rv == 0 && b == 0xc3;
+    r->off += rv == 0;
+    return rv;
 }
 
 static inline int tkv_mpr_uint(struct tkv_mpr *r, uint64_t *v)
@@ -497,16 +510,16 @@ static inline int tkv_mpr_uint(struct tkv_mpr *r, uint64_t *v)
     size_t size = 0;
     int neg = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0 ||
-        tkv__mpr_integer(r, b, &u, &neg, &size) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_integer(r, b, &u, &neg, &size);
     }
-    if (neg) {
-        return tkv__mpr_fail(r, TKV_MPR_RANGE, 0, 0);
+    if (rv == 0 && neg) {
+        rv = tkv__mpr_fail(r, TKV_MPR_RANGE, 0, 0);
     }
-    *v = u;
-    r->off += size;
-    return 0;
+    *v = rv == 0 ? u : 0;
+    r->off += rv == 0 ? size : 0;
+    return rv;
 }
 
 static inline int tkv_mpr_int(struct tkv_mpr *r, int64_t *v)
@@ -515,47 +528,56 @@ static inline int tkv_mpr_int(struct tkv_mpr *r, int64_t *v)
     size_t size = 0;
     int neg = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0 ||
-        tkv__mpr_integer(r, b, &u, &neg, &size) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_integer(r, b, &u, &neg, &size);
     }
-    if (!neg && u > (uint64_t)INT64_MAX) {
-        return tkv__mpr_fail(r, TKV_MPR_RANGE, 0, 0);
+    if (rv == 0 && !neg && u > (uint64_t)INT64_MAX) {
+        rv = tkv__mpr_fail(r, TKV_MPR_RANGE, 0, 0);
     }
-    *v = (int64_t)u;
-    r->off += size;
-    return 0;
+    *v = rv == 0 ? (int64_t)u : 0;
+    r->off += rv == 0 ? size : 0;
+    return rv;
 }
 
 static inline int tkv_mpr_float(struct tkv_mpr *r, double *v)
 {
+    double d = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_real(r, b, &d);
     }
-    return tkv__mpr_real(r, b, v);
+    *v = rv == 0 ? d : 0;
+    return rv;
 }
 
 static inline int tkv_mpr_str(struct tkv_mpr *r, const char **s, uint32_t *n)
 {
     const uint8_t *p = NULL;
+    uint32_t len = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0 || tkv__mpr_raw(r, b, 1, &p, n) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_raw(r, b, 1, &p, &len);
     }
-    *s = (const char *)p;
-    return 0;
+    *s = rv == 0 ? (const char *)p : NULL;
+    *n = rv == 0 ? len : 0;
+    return rv;
 }
 
-static inline int tkv_mpr_bin(struct tkv_mpr *r,
-                              const uint8_t **p,
-                              uint32_t *n)
+static inline int tkv_mpr_bin(struct tkv_mpr *r, const uint8_t **p, uint32_t *n)
 {
+    const uint8_t *q = NULL;
+    uint32_t len = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_raw(r, b, 0, &q, &len);
     }
-    return tkv__mpr_raw(r, b, 0, p, n);
+    *p = rv == 0 ? q : NULL;
+    *n = rv == 0 ? len : 0;
+    return rv;
 }
 
 static inline int tkv_mpr_ext(struct tkv_mpr *r,
@@ -563,11 +585,18 @@ static inline int tkv_mpr_ext(struct tkv_mpr *r,
                               const uint8_t **p,
                               uint32_t *n)
 {
+    const uint8_t *q = NULL;
+    uint32_t len = 0;
+    int8_t t = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_ext(r, b, &t, &q, &len);
     }
-    return tkv__mpr_ext(r, b, type, p, n);
+    *type = rv == 0 ? t : 0;
+    *p = rv == 0 ? q : NULL;
+    *n = rv == 0 ? len : 0;
+    return rv;
 }
 
 static inline int tkv_mpr_ext_type(const struct tkv_mpr *r, int8_t *type)
@@ -576,12 +605,15 @@ static inline int tkv_mpr_ext_type(const struct tkv_mpr *r, int8_t *type)
     uint64_t len = 0;
     size_t hdr = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(&c, &b) != 0 ||
-        tkv__mpr_ext_head(&c, b, &hdr, &len) != 0 || c.len - c.off <= hdr) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(&c, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_ext_head(&c, b, &hdr, &len);
     }
-    *type = (int8_t)c.p[c.off + hdr];
-    return 0;
+    if (rv == 0 && c.len - c.off <= hdr) {
+        rv = TKV_ECORRUPT; /* no type byte */
+    }
+    *type = rv == 0 ? (int8_t)c.p[c.off + hdr] : 0;
+    return rv;
 }
 
 static inline int tkv_mpr_array(struct tkv_mpr *r, uint32_t *n)
@@ -599,14 +631,18 @@ static inline int tkv_mpr_container(struct tkv_mpr *r,
                                     enum tkv_mp_type *type,
                                     uint32_t *n)
 {
+    enum tkv_mp_type t = TKV_MP_END;
+    uint32_t count = 0;
     size_t hdr = 0;
     uint8_t b = 0;
-    if (tkv__mpr_first(r, &b) != 0 ||
-        tkv__mpr_container_head(r, b, want, type, n, &hdr) != 0) {
-        return TKV_ECORRUPT;
+    int rv = tkv__mpr_first(r, &b);
+    if (rv == 0) {
+        rv = tkv__mpr_container_head(r, b, want, &t, &count, &hdr);
     }
-    r->off += hdr;
-    return 0;
+    *type = rv == 0 ? t : TKV_MP_END;
+    *n = rv == 0 ? count : 0;
+    r->off += rv == 0 ? hdr : 0;
+    return rv;
 }
 
 static inline int tkv_mpr_next(struct tkv_mpr *r, struct tkv_mp_item *it)
@@ -614,47 +650,52 @@ static inline int tkv_mpr_next(struct tkv_mpr *r, struct tkv_mp_item *it)
     size_t size = 0;
     int neg = 0;
     uint8_t b = 0;
+    int rv = tkv__mpr_first(r, &b);
 
-    if (tkv__mpr_first(r, &b) != 0) {
-        return TKV_ECORRUPT;
-    }
-    it->type = tkv__mpr_type_of(r, b);
+    it->type = rv == 0 ? tkv__mpr_type_of(r, b) : TKV_MP_END;
     switch (it->type) {
+        case TKV_MP_END:
+            break;
         case TKV_MP_NIL:
             r->off++;
-            return 0;
+            break;
         case TKV_MP_BOOL:
             it->v.b = b == 0xc3;
             r->off++;
-            return 0;
+            break;
         case TKV_MP_UINT:
         case TKV_MP_NINT:
             /* v.i shares v.u's bits */
-            if (tkv__mpr_integer(r, b, &it->v.u, &neg, &size) != 0) {
-                return TKV_ECORRUPT;
-            }
-            r->off += size;
-            return 0;
+            rv = tkv__mpr_integer(r, b, &it->v.u, &neg, &size);
+            r->off += rv == 0 ? size : 0;
+            break;
         case TKV_MP_FLOAT:
-            return tkv__mpr_real(r, b, &it->v.f);
+            rv = tkv__mpr_real(r, b, &it->v.f);
+            break;
         case TKV_MP_STR:
         case TKV_MP_BIN:
-            return tkv__mpr_raw(r, b, it->type == TKV_MP_STR, &it->v.raw.p,
-                                &it->v.raw.n);
+            rv = tkv__mpr_raw(r, b, it->type == TKV_MP_STR, &it->v.raw.p,
+                              &it->v.raw.n);
+            break;
         case TKV_MP_EXT:
-            return tkv__mpr_ext(r, b, &it->v.raw.type, &it->v.raw.p,
-                                &it->v.raw.n);
+            rv =
+                tkv__mpr_ext(r, b, &it->v.raw.type, &it->v.raw.p, &it->v.raw.n);
+            break;
         case TKV_MP_ARRAY:
         case TKV_MP_MAP:
-            if (tkv__mpr_container_head(r, b, it->type, &it->type,
-                                        &it->v.count, &size) != 0) {
-                return TKV_ECORRUPT;
-            }
-            r->off += size;
-            return 0;
+            rv = tkv__mpr_container_head(r, b, it->type, &it->type,
+                                         &it->v.count, &size);
+            r->off += rv == 0 ? size : 0;
+            break;
         default:
-            return tkv__mpr_fail(r, TKV_MPR_TYPE, 0, 0); /* 0xc1 */
+            rv = tkv__mpr_fail(r, TKV_MPR_TYPE, 0, 0); /* 0xc1 */
+            break;
     }
+    if (rv != 0) {
+        it->type = TKV_MP_END;
+        memset(&it->v, 0, sizeof it->v);
+    }
+    return rv;
 }
 
 #endif /* TKV_MPREAD_H */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../raft/logger.h"
+#include "../common/log.h"
 
 enum {
     OPT_U64,

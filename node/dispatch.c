@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../raft/logger.h"
 #include "server.h"
 
 typedef void (*tkv_op_fn)(struct tkv_server *s, struct tkv_request *r);

@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "../raft/logger.h"
+#include "../common/log.h"
 #include "config.h"
 #include "probe.h"
 #include "server.h"
@@ -110,7 +110,7 @@ static void tkv__join_main(void *arg)
 
     tkv_probe_init(&p);
     tkv_reply_init(&rep);
-    tkv_infof("joining the cluster via %s", n->cfg.join);
+    tkv_log_info("joining the cluster via %s", n->cfg.join);
     for (attempt = 0; !atomic_load(&n->join_stop); attempt++) {
         int rv;
         tkv_req_init(&req);
@@ -123,16 +123,16 @@ static void tkv__join_main(void *arg)
             tkv_probe_call_leader(&p, n->cfg.join, &req, &rep, 3, 120000, &err);
         tkv_req_close(&req);
         if (rv == 0 && rep.code == 0) {
-            tkv_infof("joined the cluster as member %llu",
-                      (unsigned long long)n->cfg.id);
+            tkv_log_info("joined the cluster as member %llu",
+                         (unsigned long long)n->cfg.id);
             break;
         }
         if (rv == 0 && rep.code == TKV_EINVALID) {
-            tkv_errorf("join refused: %s", rep.message ? rep.message : "");
+            tkv_log_error("join refused: %s", rep.message ? rep.message : "");
             break;
         }
         if (attempt % 10 == 0) {
-            tkv_warnf(
+            tkv_log_warn(
                 "join: %s; retrying",
                 rv != 0 ? err.msg
                         : (rep.message ? rep.message : tkv_errname(rep.code)));
@@ -161,7 +161,7 @@ static void tkv__server_closed_cb(void *data)
         uv_thread_join(&n->join_thread);
         n->join_started = 0;
     }
-    tkv_infof("stopped");
+    tkv_log_info("stopped");
 }
 
 static void tkv__replica_closed_cb(void *data)
@@ -190,8 +190,8 @@ static void tkv__drain_cb(uv_timer_t *t)
         return;
     }
     if (n->srv.inflight > 0) {
-        tkv_warnf("%zu requests still in flight after %d ms: failing them",
-                  n->srv.inflight, TKV_DRAIN_MS);
+        tkv_log_warn("%zu requests still in flight after %d ms: failing them",
+                     n->srv.inflight, TKV_DRAIN_MS);
     }
     uv_close((uv_handle_t *)t, tkv__handle_closed_cb);
     tkv_replica_close(n->rep, tkv__replica_closed_cb, n);
@@ -204,8 +204,8 @@ static void tkv__signal_cb(uv_signal_t *h, int signum)
         return;
     }
     n->stopping = 1;
-    tkv_infof("received %s: stopping",
-              signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    tkv_log_info("received %s: stopping",
+                 signum == SIGTERM ? "SIGTERM" : "SIGINT");
     uv_close((uv_handle_t *)&n->sigterm, tkv__handle_closed_cb);
     uv_close((uv_handle_t *)&n->sigint, tkv__handle_closed_cb);
     tkv_server_stop_accepting(&n->srv);
@@ -264,8 +264,8 @@ int main(int argc, char **argv)
     rc.snapshot_threshold = n->cfg.snapshot_threshold;
     rc.snapshot_trailing = n->cfg.snapshot_trailing;
     rc.snapshot_mode = n->cfg.snapshot_mode;
-    tkv_infof("starting: raft %s, clients %s, data %s", n->cfg.raft_address,
-              n->cfg.client_address, n->cfg.data_dir);
+    tkv_log_info("starting: raft %s, clients %s, data %s", n->cfg.raft_address,
+                 n->cfg.client_address, n->cfg.data_dir);
     rv = tkv_replica_start(&n->loop, &rc, &n->rep, &err);
     if (rv != 0) {
         fprintf(stderr, "tuplekv-node: %s\n", err.msg);
@@ -286,13 +286,13 @@ int main(int argc, char **argv)
 
     if (n->cfg.join[0] != '\0') {
         if (tkv_replica_had_state(n->rep)) {
-            tkv_infof(
+            tkv_log_info(
                 "--join ignored: the data dir holds raft state "
                 "already (a restart)");
         } else if (uv_thread_create(&n->join_thread, tkv__join_main, n) == 0) {
             n->join_started = 1;
         } else {
-            tkv_errorf("cannot start the join thread");
+            tkv_log_error("cannot start the join thread");
         }
     }
 
@@ -303,7 +303,7 @@ int main(int argc, char **argv)
     }
     rv = uv_loop_close(&n->loop);
     if (rv != 0) {
-        tkv_warnf("loop closed with handles open: %s", uv_strerror(rv));
+        tkv_log_warn("loop closed with handles open: %s", uv_strerror(rv));
     }
     return n->exit_code;
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../common/alloc.h"
-#include "../raft/logger.h"
+#include "../common/log.h"
 #include "config.h"
 
 static void tkv__conn_read_cb(uv_stream_t *st,
@@ -250,7 +250,8 @@ void tkv_server_reply(struct tkv_request *r, struct tkv_reply *rep)
             tkv__conn_send_error(c, r->req.id, TKV_ETOO_LARGE,
                                  "reply exceeds the frame size limit");
         } else if (rv != 0) {
-            tkv_warnf("encode reply: %s; closing connection", tkv_strerror(rv));
+            tkv_log_warn("encode reply: %s; closing connection",
+                         tkv_strerror(rv));
             c->closing = 1;
         }
         tkv__conn_mark_dirty(c);
@@ -392,7 +393,7 @@ static void tkv__conn_read_cb(uv_stream_t *st,
     (void)buf;
     if (nread < 0) {
         if (nread != UV_EOF) {
-            tkv_debugf("connection read: %s", uv_strerror((int)nread));
+            tkv_log_debug("connection read: %s", uv_strerror((int)nread));
         }
         tkv__conn_close(c);
         return;
@@ -410,12 +411,12 @@ static void tkv__on_connection(uv_stream_t *listener, int status)
     struct tkv_conn *c;
 
     if (status < 0) {
-        tkv_warnf("accept: %s", uv_strerror(status));
+        tkv_log_warn("accept: %s", uv_strerror(status));
         return;
     }
     c = tkv_calloc(1, sizeof *c);
     if (c == NULL) {
-        tkv_errorf("accept: out of memory");
+        tkv_log_error("accept: out of memory");
         return;
     }
     c->srv = s;
@@ -500,7 +501,7 @@ int tkv_server_start(struct tkv_server *s,
     s->flush_prepare.data = s;
     s->handles_open++;
     uv_prepare_start(&s->flush_prepare, tkv__flush_prepare_cb);
-    tkv_infof("serving clients on %s", address);
+    tkv_log_info("serving clients on %s", address);
     return 0;
 
 err_after_listener_init:

@@ -30,7 +30,7 @@
 
 #include "../common/alloc.h"
 #include "glue.h"
-#include "logger.h"
+#include "../common/log.h"
 
 static int64_t tkv__wall_ms(void)
 {
@@ -115,14 +115,14 @@ static void tkv__apply_cb(struct raft_apply *req, int status, void *result)
     if (b->delivered) {
         /* answered at apply time already */
     } else if (status != 0) {
-        tkv_debugf("entry %llu failed: %s", (unsigned long long)b->index,
-                   raft_strerror(status));
+        tkv_log_debug("entry %llu failed: %s", (unsigned long long)b->index,
+                      raft_strerror(status));
         /* Proposed, then leadership lost or shutdown: outcome unknown. */
         tkv__batch_fail(b, TKV_EUNKNOWN);
     } else if (!b->applied) {
         /* Applied, but not as our entry (corrupt): should not happen. */
-        tkv_errorf("entry %llu applied without its results",
-                   (unsigned long long)b->index);
+        tkv_log_error("entry %llu applied without its results",
+                      (unsigned long long)b->index);
         tkv__batch_fail(b, TKV_EINTERNAL);
     } else {
         for (i = 0; i < b->ncmds; i++) {

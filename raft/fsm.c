@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "../common/alloc.h"
-#include "logger.h"
+#include "../common/log.h"
 
 #define TKV__SNAP_MAGIC "TKVSNAP1"
 #define TKV__SNAP_HDR 32
@@ -178,8 +178,8 @@ static int tkv__snap_start(struct tkv_fsm *f)
     if (f->mode != TKV_SNAP_FORK) {
         rv = tkv__snap_serialize_inline(f);
         if (rv != 0) {
-            tkv_errorf("snapshot at %llu: serialize: %s",
-                       (unsigned long long)f->base_index, tkv_strerror(rv));
+            tkv_log_error("snapshot at %llu: serialize: %s",
+                          (unsigned long long)f->base_index, tkv_strerror(rv));
             return RAFT_NOMEM;
         }
         f->active = 1;
@@ -189,12 +189,12 @@ static int tkv__snap_start(struct tkv_fsm *f)
 
     f->fd = memfd_create("tkv-snapshot", MFD_CLOEXEC);
     if (f->fd < 0) {
-        tkv_errorf("snapshot: memfd_create: %s", strerror(errno));
+        tkv_log_error("snapshot: memfd_create: %s", strerror(errno));
         return RAFT_IOERR;
     }
     f->pid = fork();
     if (f->pid < 0) {
-        tkv_errorf("snapshot: fork: %s", strerror(errno));
+        tkv_log_error("snapshot: fork: %s", strerror(errno));
         f->pid = 0;
         close(f->fd);
         f->fd = -1;
@@ -205,7 +205,7 @@ static int tkv__snap_start(struct tkv_fsm *f)
     }
     f->active = 1;
     f->last_pause_us = tkv__mono_us() - t0;
-    tkv_infof(
+    tkv_log_info(
         "snapshot at index %llu: started child %d (loop paused %.2f ms "
         "for fork, %zu keys)",
         (unsigned long long)f->base_index, (int)f->pid,
@@ -234,8 +234,8 @@ static int tkv__snap_poll(struct tkv_fsm *f)
     }
     f->pid = 0;
     if (p < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        tkv_errorf("snapshot at %llu: child failed (status %d)",
-                   (unsigned long long)f->base_index, status);
+        tkv_log_error("snapshot at %llu: child failed (status %d)",
+                      (unsigned long long)f->base_index, status);
         return RAFT_IOERR;
     }
     return 1;
@@ -254,12 +254,12 @@ static int tkv__snap_handover(struct tkv_fsm *f,
         struct stat st;
         void *map;
         if (fstat(f->fd, &st) != 0 || st.st_size <= 0) {
-            tkv_errorf("snapshot: empty memfd");
+            tkv_log_error("snapshot: empty memfd");
             return RAFT_IOERR;
         }
         map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, f->fd, 0);
         if (map == MAP_FAILED) {
-            tkv_errorf("snapshot: mmap: %s", strerror(errno));
+            tkv_log_error("snapshot: mmap: %s", strerror(errno));
             return RAFT_NOMEM;
         }
         f->map = map;
@@ -295,7 +295,7 @@ static int tkv__snap_handover(struct tkv_fsm *f,
     f->active = 0;
     f->last_snapshot_index = tkv__fsm_index(f);
     f->snapshots_taken++;
-    tkv_infof(
+    tkv_log_info(
         "snapshot at index %llu: %zu bytes of state at %llu + %zu "
         "replayed entries, %.1f ms after start",
         (unsigned long long)f->last_snapshot_index, base_len,
@@ -322,13 +322,13 @@ static int tkv__fsm_apply(struct raft_fsm *rf,
     tkv_err_clear(&err);
     rv = tkv_sm_apply(&f->sm, index, buf->base, buf->len, &res, &n, &err);
     if (rv == TKV_ECORRUPT) {
-        tkv_warnf("entry %llu is corrupt, skipped: %s",
-                  (unsigned long long)index, err.msg);
+        tkv_log_warn("entry %llu is corrupt, skipped: %s",
+                     (unsigned long long)index, err.msg);
         res = NULL;
         n = 0;
     } else if (rv != 0) {
-        tkv_errorf("apply entry %llu: %s (%s); stopping",
-                   (unsigned long long)index, tkv_strerror(rv), err.msg);
+        tkv_log_error("apply entry %llu: %s (%s); stopping",
+                      (unsigned long long)index, tkv_strerror(rv), err.msg);
         abort();
     }
     if (f->active) {
@@ -338,7 +338,7 @@ static int tkv__fsm_apply(struct raft_fsm *rf,
         if (tkv_buf_append(&f->tail, hdr, sizeof hdr) != 0 ||
             tkv_buf_append(&f->tail, buf->base, buf->len) != 0 ||
             tkv_buf_pad(&f->tail, 8) != 0) {
-            tkv_warnf("snapshot tail: out of memory; attempt dropped");
+            tkv_log_warn("snapshot tail: out of memory; attempt dropped");
             tkv__snap_abort(f);
         } else {
             f->tail_count++;
@@ -484,20 +484,21 @@ static int tkv__fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 
     tkv_err_clear(&err);
     if (f->active) {
-        tkv_infof("snapshot attempt at %llu dropped: state replaced",
-                  (unsigned long long)f->base_index);
+        tkv_log_info("snapshot attempt at %llu dropped: state replaced",
+                     (unsigned long long)f->base_index);
         tkv__snap_abort(f);
     }
     rv = tkv_fsm_restore_bytes(&f->sm, buf->base, buf->len, &err);
     if (rv != 0) {
-        tkv_errorf("restore snapshot: %s", err.msg);
+        tkv_log_error("restore snapshot: %s", err.msg);
         if (rv == TKV_ENOMEM) {
             abort(); /* the state may be half replayed */
         }
         return RAFT_CORRUPT;
     }
-    tkv_infof("restored snapshot: %zu keys, %zu bytes, sm time %lld",
-              tkv_sm_count(&f->sm), tkv_sm_bytes(&f->sm), (long long)f->sm.now);
+    tkv_log_info("restored snapshot: %zu keys, %zu bytes, sm time %lld",
+                 tkv_sm_count(&f->sm), tkv_sm_bytes(&f->sm),
+                 (long long)f->sm.now);
     raft_free(buf->base);
     f->restored = 1;
     return 0;

@@ -20,7 +20,7 @@
 
 #include "../common/alloc.h"
 #include "glue.h"
-#include "logger.h"
+#include "../common/log.h"
 
 static const struct raft_server *tkv__conf_get(struct tkv_replica *r,
                                                uint64_t id)
@@ -75,11 +75,11 @@ static void tkv__change_done(struct tkv__change *c, int code, const char *msg)
     struct tkv_replica *r = c->rep;
     r->change = NULL;
     if (code == 0) {
-        tkv_infof("membership: %s %llu done", kinds[c->kind],
-                  (unsigned long long)c->id);
+        tkv_log_info("membership: %s %llu done", kinds[c->kind],
+                     (unsigned long long)c->id);
     } else {
-        tkv_warnf("membership: %s %llu failed: %s (%s)", kinds[c->kind],
-                  (unsigned long long)c->id, tkv_errname(code), msg);
+        tkv_log_warn("membership: %s %llu failed: %s (%s)", kinds[c->kind],
+                     (unsigned long long)c->id, tkv_errname(code), msg);
     }
     if (c->cb != NULL) {
         c->cb(c->data, code, msg);
@@ -130,7 +130,7 @@ static void tkv__assign_cb(struct raft_change *req, int status)
         tkv__change_fail_raft(c, status);
         return;
     }
-    tkv_infof("membership: %llu is now a voter", (unsigned long long)c->id);
+    tkv_log_info("membership: %llu is now a voter", (unsigned long long)c->id);
     tkv__add_set_addr(c);
 }
 
@@ -150,8 +150,8 @@ static void tkv__add_cb(struct raft_change *req, int status)
         tkv__change_fail_raft(c, status);
         return;
     }
-    tkv_infof("membership: %llu added as spare, catching up",
-              (unsigned long long)c->id);
+    tkv_log_info("membership: %llu added as spare, catching up",
+                 (unsigned long long)c->id);
     tkv__promote(c);
 }
 
@@ -201,8 +201,8 @@ int tkv_replica_member_add(struct tkv_replica *r,
     snprintf(c->raft_address, sizeof c->raft_address, "%s", raft_address);
     snprintf(c->client_address, sizeof c->client_address, "%s", client_address);
     r->change = c;
-    tkv_infof("membership: adding %llu (raft %s, client %s)",
-              (unsigned long long)id, raft_address, client_address);
+    tkv_log_info("membership: adding %llu (raft %s, client %s)",
+                 (unsigned long long)id, raft_address, client_address);
     if (s != NULL) {
         /* Already a member (e.g. it lost its data and rejoins). */
         if (s->role == RAFT_VOTER) {
@@ -231,8 +231,8 @@ static void tkv__addr_del_cb(void *data, int code, const struct tkv_result *res)
     /* The member is out of the configuration already: forgetting its
      * address is cleanup, so its failure is not the client's failure. */
     if (code != 0) {
-        tkv_warnf("membership: forget address of %llu: %s",
-                  (unsigned long long)c->id, tkv_strerror(code));
+        tkv_log_warn("membership: forget address of %llu: %s",
+                     (unsigned long long)c->id, tkv_strerror(code));
     }
     tkv__change_done(c, 0, "");
 }
@@ -267,7 +267,7 @@ static void tkv__transfer_cb(struct raft_transfer *req)
 
     raft_leader(&r->raft, &lid, &laddr);
     if (lid != 0 && lid != r->id) {
-        tkv_infof("leadership transferred to %llu", (unsigned long long)lid);
+        tkv_log_info("leadership transferred to %llu", (unsigned long long)lid);
         if (c->then_redirect) {
             tkv__change_done(c, TKV_ENOT_LEADER,
                              "leadership handed over before removing this "
@@ -304,13 +304,13 @@ int tkv_replica_member_remove(struct tkv_replica *r,
     r->change = c;
     if (id == r->id) {
         c->then_redirect = 1;
-        tkv_infof(
+        tkv_log_info(
             "membership: removing the leader (%llu): transferring "
             "leadership first",
             (unsigned long long)id);
         rv = raft_transfer(&r->raft, &c->transfer, 0, tkv__transfer_cb);
     } else {
-        tkv_infof("membership: removing %llu", (unsigned long long)id);
+        tkv_log_info("membership: removing %llu", (unsigned long long)id);
         rv = raft_remove(&r->raft, &c->change, id, tkv__remove_cb);
     }
     if (rv != 0) {
@@ -351,7 +351,8 @@ int tkv_replica_transfer(struct tkv_replica *r,
         return tkv_err_set(err, TKV_ENOMEM, "out of memory");
     }
     r->change = c;
-    tkv_infof("leadership transfer to %llu requested", (unsigned long long)id);
+    tkv_log_info("leadership transfer to %llu requested",
+                 (unsigned long long)id);
     rv = raft_transfer(&r->raft, &c->transfer, id, tkv__transfer_cb);
     if (rv != 0) {
         r->change = NULL;
@@ -395,8 +396,8 @@ void tkv__members_leader_sync(struct tkv_replica *r)
         cmd.addr = want;
         cmd.addrlen = (uint16_t)strlen(want);
         if (tkv__write_internal(r, &cmd, NULL, NULL) == 0) {
-            tkv_infof("recording client address of %llu: %s",
-                      (unsigned long long)id, want);
+            tkv_log_info("recording client address of %llu: %s",
+                         (unsigned long long)id, want);
         }
     }
 }

@@ -21,7 +21,6 @@
 
 #include "../common/alloc.h"
 #include "glue.h"
-#include "logger.h"
 
 static void tkv__waiters_fail(struct tkv__read_waiter *w,
                               size_t n,

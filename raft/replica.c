@@ -21,7 +21,7 @@
 
 #include "../common/alloc.h"
 #include "glue.h"
-#include "logger.h"
+#include "../common/log.h"
 
 void tkv_replica_config_default(struct tkv_replica_config *cfg)
 {
@@ -100,7 +100,7 @@ static void tkv__log_conf(struct tkv_replica *r)
                                 : s->role == RAFT_STANDBY ? "standby"
                                                           : "spare");
     }
-    tkv_infof("configuration:%s", line);
+    tkv_log_info("configuration:%s", line);
 }
 
 static void tkv__watch(struct tkv_replica *r)
@@ -114,19 +114,20 @@ static void tkv__watch(struct tkv_replica *r)
     raft_leader(&r->raft, &lid, &laddr);
     if (state != r->prev_state) {
         if (state == RAFT_LEADER) {
-            tkv_infof("became leader (term %llu)", (unsigned long long)term);
+            tkv_log_info("became leader (term %llu)", (unsigned long long)term);
         } else {
-            tkv_infof("role %s -> %s (term %llu)",
-                      tkv__state_name(r->prev_state), tkv__state_name(state),
-                      (unsigned long long)term);
+            tkv_log_info("role %s -> %s (term %llu)",
+                         tkv__state_name(r->prev_state), tkv__state_name(state),
+                         (unsigned long long)term);
         }
     }
     if (lid != r->prev_leader && state != RAFT_LEADER) {
         if (lid != 0) {
-            tkv_infof("leader is %llu (%s), term %llu", (unsigned long long)lid,
-                      laddr ? laddr : "?", (unsigned long long)term);
+            tkv_log_info("leader is %llu (%s), term %llu",
+                         (unsigned long long)lid, laddr ? laddr : "?",
+                         (unsigned long long)term);
         } else {
-            tkv_infof("no leader (term %llu)", (unsigned long long)term);
+            tkv_log_info("no leader (term %llu)", (unsigned long long)term);
         }
     }
     if (r->prev_state == RAFT_LEADER && state != RAFT_LEADER) {
@@ -212,7 +213,7 @@ static void tkv__handle_close_cb(uv_handle_t *h)
     tkv__reads_fail(r, TKV_ESHUTDOWN);
     tkv_fsm_close(&r->fsm);
     tkv__replica_free(r);
-    tkv_infof("raft closed");
+    tkv_log_info("raft closed");
     if (cb != NULL) {
         cb(data);
     }
@@ -240,7 +241,7 @@ void tkv_replica_close(struct tkv_replica *r,
     tkv__reads_fail(r, TKV_ESHUTDOWN);
     uv_check_stop(&r->turn);
     uv_timer_stop(&r->ticker);
-    tkv_infof("closing raft");
+    tkv_log_info("closing raft");
     raft_close(&r->raft, tkv__raft_close_cb);
 }
 
@@ -348,7 +349,7 @@ int tkv_replica_start(uv_loop_t *loop,
                              raft_errmsg(&r->raft));
             goto err_after_raft_init;
         }
-        tkv_infof("bootstrapped a cluster of %zu members", cfg->nbootstrap);
+        tkv_log_info("bootstrapped a cluster of %zu members", cfg->nbootstrap);
     }
     rv = raft_start(&r->raft);
     if (rv != 0) {
@@ -356,10 +357,10 @@ int tkv_replica_start(uv_loop_t *loop,
                          raft_errmsg(&r->raft));
         goto err_after_raft_init;
     }
-    tkv_infof("raft started: %s, applied index %llu, %zu keys",
-              r->had_state ? "restarted from the data dir" : "new data dir",
-              (unsigned long long)raft_last_applied(&r->raft),
-              tkv_sm_count(&r->fsm.sm));
+    tkv_log_info("raft started: %s, applied index %llu, %zu keys",
+                 r->had_state ? "restarted from the data dir" : "new data dir",
+                 (unsigned long long)raft_last_applied(&r->raft),
+                 tkv_sm_count(&r->fsm.sm));
 
     uv_check_init(loop, &r->turn);
     r->turn.data = r;

@@ -219,18 +219,12 @@ static int fail(struct dec *d, const char *fmt, ...)
 
 /* What an item of each type is called in messages. */
 static const char *const type_names[] = {
-    [TKV_MP_END] = "nothing",
-    [TKV_MP_NIL] = "nil",
-    [TKV_MP_BOOL] = "bool",
-    [TKV_MP_UINT] = "int",
-    [TKV_MP_NINT] = "int",
-    [TKV_MP_FLOAT] = "float",
-    [TKV_MP_STR] = "str",
-    [TKV_MP_BIN] = "bin",
-    [TKV_MP_ARRAY] = "array",
-    [TKV_MP_MAP] = "map",
-    [TKV_MP_EXT] = "ext",
-    [TKV_MP_BAD] = "the invalid byte 0xc1",
+    [TKV_MP_END] = "nothing", [TKV_MP_NIL] = "nil",
+    [TKV_MP_BOOL] = "bool",   [TKV_MP_UINT] = "int",
+    [TKV_MP_NINT] = "int",    [TKV_MP_FLOAT] = "float",
+    [TKV_MP_STR] = "str",     [TKV_MP_BIN] = "bin",
+    [TKV_MP_ARRAY] = "array", [TKV_MP_MAP] = "map",
+    [TKV_MP_EXT] = "ext",     [TKV_MP_BAD] = "the invalid byte 0xc1",
 };
 
 static size_t remaining(const struct dec *d)
@@ -242,18 +236,15 @@ static size_t remaining(const struct dec *d)
 enum rd { RD_ARRAY, RD_UINT, RD_INT, RD_STR, RD_BIN };
 
 static const char *const rd_want[] = {
-    [RD_ARRAY] = "an array",
-    [RD_UINT] = "an integer",
-    [RD_INT] = "an integer",
-    [RD_STR] = "str",
-    [RD_BIN] = "bin",
+    [RD_ARRAY] = "an array", [RD_UINT] = "an integer", [RD_INT] = "an integer",
+    [RD_STR] = "str",        [RD_BIN] = "bin",
 };
 
 /* Words a failed read of `what` after the reader's why; the reader is
  * still at the item. Out of line, so that the reads stay small. */
 __attribute__((cold, noinline)) static int read_failed(struct dec *d,
-                                                      const char *what,
-                                                      enum rd kind)
+                                                       const char *what,
+                                                       enum rd kind)
 {
     struct tkv_mpr *r = &d->r;
     uint64_t u = 0;

@@ -20,8 +20,8 @@
  * checking that the bytes exist (5 hostile bytes ask for 128 GB), and
  * (c) gives up at 32 nested containers with the same code as out of memory.
  * The byte walker reads through the strict cursor of common/mpread.h and
- * allocates nothing except for the duplicate-key check of big maps. fuzz_value cross-checks the two walkers against each other and
- * against json_dumps. */
+ * allocates nothing except for the duplicate-key check of big maps. fuzz_value
+ * cross-checks the two walkers against each other and against json_dumps. */
 #include "value.h"
 
 #include <math.h>

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <sched.h>
 #include <signal.h>
@@ -98,13 +99,27 @@ int tkvj_cluster_init(struct tkvj_cluster *cl, struct tkvj_run *r)
         mkdir(nd->core_dir, 0755);
     }
     cl->admin = tkvj_client(r, cl->endpoints);
-    return cl->admin != NULL ? 0 : -1;
+    if (cl->admin == NULL) {
+        return -1;
+    }
+    for (i = 1; i <= cl->n; i++) {
+        cl->node_client[i] = tkvj_client(r, cl->nodes[i].client);
+        if (cl->node_client[i] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void tkvj_cluster_close(struct tkvj_cluster *cl)
 {
+    int i;
     tkv_close(cl->admin);
     cl->admin = NULL;
+    for (i = 1; i <= cl->n; i++) {
+        tkv_close(cl->node_client[i]);
+        cl->node_client[i] = NULL;
+    }
 }
 
 static void log_marker(struct tkvj_node *nd, const char *what)
@@ -366,6 +381,69 @@ static void unexpected_exit(struct tkvj_cluster *cl, struct tkvj_node *nd,
     tkvj_finding(cl->run, "node-crash", f);
 }
 
+/* Frames in a library without symbols ("0x7f.. in ?? () from LIB") get
+ * " [LIB+0xOFFSET]" from the core's mappings, an address that stays the same
+ * from run to run (so one crash site is recognisable) and that the
+ * library's debug symbols resolve. */
+static void annotate_offsets(const char *gdb_out, json_t *bt)
+{
+    struct {
+        char path[256];
+        unsigned long long base;
+    } maps[64];
+    int nmaps = 0, i;
+    size_t k;
+    char line[512];
+    FILE *p = fopen(gdb_out, "r");
+
+    if (p == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof line, p) != NULL && nmaps < 64) {
+        unsigned long long start, end, size, off;
+        char path[256];
+        if (sscanf(line, " 0x%llx 0x%llx 0x%llx 0x%llx %255s", &start, &end,
+                   &size, &off, path) == 5 &&
+            off == 0) {
+            char real[PATH_MAX];
+            const char *name = realpath(path, real) != NULL ? real : path;
+            for (i = 0; i < nmaps; i++) {
+                if (strcmp(maps[i].path, name) == 0) {
+                    break;
+                }
+            }
+            if (i == nmaps) {
+                snprintf(maps[nmaps].path, sizeof maps[nmaps].path, "%.255s",
+                         name);
+                maps[nmaps].base = start;
+                nmaps++;
+            }
+        }
+    }
+    fclose(p);
+    for (k = 0; k < json_array_size(bt); k++) {
+        const char *fr = json_string_value(json_array_get(bt, k));
+        const char *from = strstr(fr, " from ");
+        unsigned long long pc;
+        int n;
+        char real[PATH_MAX], buf[700];
+        if (from == NULL || sscanf(fr, "#%d 0x%llx", &n, &pc) != 2 ||
+            realpath(from + 6, real) == NULL) {
+            continue;
+        }
+        for (i = 0; i < nmaps; i++) {
+            if (strcmp(maps[i].path, real) == 0 && pc >= maps[i].base) {
+                const char *name = strrchr(from + 6, '/');
+                snprintf(buf, sizeof buf, "%s [%s+0x%llx]", fr,
+                         name != NULL ? name + 1 : from + 6,
+                         pc - maps[i].base);
+                json_array_set_new(bt, k, json_string(buf));
+                break;
+            }
+        }
+    }
+}
+
 void tkvj_cluster_backtraces(struct tkvj_cluster *cl)
 {
     char gdb[256];
@@ -388,7 +466,7 @@ void tkvj_cluster_backtraces(struct tkvj_cluster *cl)
         snprintf(out, sizeof out, "%s.backtrace.txt", core);
         snprintf(cmd, sizeof cmd,
                  "timeout 30 %s -batch -nx -ex 'bt' -ex 'info sharedlibrary' "
-                 "-ex 'thread apply all bt' "
+                 "-ex 'info proc mappings' -ex 'thread apply all bt' "
                  "'%s' '%s' >'%s' 2>&1",
                  gdb, cl->node_bin, core, out);
         if (system(cmd) != 0) {
@@ -406,13 +484,15 @@ void tkvj_cluster_backtraces(struct tkvj_cluster *cl)
                                       line) != 0) {
                     json_array_append_new(bt, json_string(line));
                 }
-            } else if (nb > 0 && line[0] != '#') {
-                break; /* the crashing thread's stack is the first */
+            } else if (nb > 0 && (strncmp(line, "From", 4) == 0 ||
+                                  strncmp(line, "Thread", 6) == 0)) {
+                break; /* the end of the first bt */
             }
         }
         if (p != NULL) {
             fclose(p);
         }
+        annotate_offsets(out, bt);
         json_object_set_new(f, "backtrace", bt);
         json_object_set_new(f, "backtrace_file", json_string(out));
         json_decref(f);
@@ -625,11 +705,17 @@ int tkvj_cluster_members(struct tkvj_cluster *cl, int voter[],
     size_t n = 0, k;
     int i, rv;
 
+    int leader;
+
     for (i = 0; i <= cl->n; i++) {
         voter[i] = 0;
         present[i] = 0;
     }
-    rv = tkv_members(cl->admin, &opts, &m, &n, &err);
+    leader = tkvj_cluster_leader(cl, 1000);
+    if (leader == 0) {
+        return TKV_EUNAVAILABLE;
+    }
+    rv = tkv_members(cl->node_client[leader], &opts, &m, &n, &err);
     if (rv != 0) {
         return rv;
     }
@@ -688,7 +774,13 @@ void tkvj_cluster_stop_all(struct tkvj_cluster *cl)
                 continue;
             }
             if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
-                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                /* dying of the SIGTERM itself is fine: a node still
+                 * starting has no handler yet */
+                int clean = WIFEXITED(status) ? WEXITSTATUS(status) == 0
+                                              : WIFSIGNALED(status) &&
+                                                    WTERMSIG(status) ==
+                                                        SIGTERM;
+                if (!clean) {
                     char desc[128];
                     describe_status(status, desc, sizeof desc);
                     tkvj_finding(cl->run, "node-unclean-stop",

@@ -77,6 +77,10 @@ struct tkvj_cluster {
     char node_bin[1100];
     char iptables[256];
     struct tkv_client *admin; /* owned: status and membership calls */
+    /* owned: one client per node that talks to that node only; `members`
+     * is answered from the contacted node's own view, so it must be asked
+     * of the leader */
+    struct tkv_client *node_client[TKVJ_MAX_NODES + 1];
     int stops_unclean;        /* nodes that did not stop on SIGTERM */
     json_t *crashes[TKVJ_MAX_CRASHES]; /* findings with a core file */
     size_t ncrashes;
@@ -125,8 +129,9 @@ struct tkv_node_status *tkvj_cluster_status(struct tkvj_cluster *cl, int i,
  * running node now; 0 when none answers so. */
 int tkvj_cluster_leader(struct tkvj_cluster *cl, int timeout_ms);
 
-/* Members as the leader sees them: sets voter[i] = 1 for voters,
- * present[i] = 1 for any role. 0 or a TKV_E code. */
+/* Members as the leader sees them (asked of the node that says it is the
+ * leader with the highest term): sets voter[i] = 1 for voters, present[i] =
+ * 1 for any role. 0 or a TKV_E code (TKV_EUNAVAILABLE: no leader). */
 int tkvj_cluster_members(struct tkvj_cluster *cl, int voter[],
                          int present[]);
 

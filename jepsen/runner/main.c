@@ -520,6 +520,49 @@ stop_nodes:
     return rc;
 }
 
+/* The verdict in a few lines, for the terminal. */
+static void summarize(const char *dir)
+{
+    char path[1200];
+    json_error_t jerr;
+    json_t *r, *types, *stats;
+    size_t i;
+
+    snprintf(path, sizeof path, "%.1024s/results.json", dir);
+    r = json_load_file(path, 0, &jerr);
+    if (r == NULL) {
+        return;
+    }
+    {
+        char *v = json_dumps(json_object_get(r, "valid"), JSON_ENCODE_ANY);
+        printf("valid: %s\n", v != NULL ? v : "?");
+        free(v);
+    }
+    types = json_object_get(r, "anomaly_types");
+    if (json_array_size(types) > 0) {
+        printf("anomalies:");
+        for (i = 0; i < json_array_size(types); i++) {
+            const char *t = json_string_value(json_array_get(types, i));
+            printf("%s %s (%lld)", i > 0 ? "," : "", t,
+                   (long long)json_integer_value(json_object_get(
+                       json_object_get(r, "anomaly_counts"), t)));
+        }
+        printf("\n");
+    }
+    if (json_is_string(json_object_get(r, "error"))) {
+        printf("error: %s\n",
+               json_string_value(json_object_get(r, "error")));
+    }
+    stats = json_object_get(json_object_get(r, "harness"), "stats");
+    if (stats != NULL) {
+        printf("ops: %lld ok, %lld fail, %lld info\n",
+               (long long)json_integer_value(json_object_get(stats, "ok")),
+               (long long)json_integer_value(json_object_get(stats, "fail")),
+               (long long)json_integer_value(json_object_get(stats, "info")));
+    }
+    json_decref(r);
+}
+
 int main(int argc, char **argv)
 {
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -527,7 +570,9 @@ int main(int argc, char **argv)
         return run(argc - 1, argv + 1);
     }
     if (argc == 3 && strcmp(argv[1], "merge") == 0) {
-        return tkvj_merge(argv[2]);
+        int code = tkvj_merge(argv[2]);
+        summarize(argv[2]);
+        return code;
     }
     usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 64;

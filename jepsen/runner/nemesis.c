@@ -615,11 +615,18 @@ int tkvj_nemesis_heal(struct tkvj_run *r)
     if ((r->o.nemesis & TKVJ_NEM_MEMBER) && !atomic_load(&r->interrupt)) {
         int voter[TKVJ_MAX_NODES + 1], present[TKVJ_MAX_NODES + 1];
         int64_t deadline = tkvj_now_ms() + 10000;
-        while (tkvj_cluster_members(cl, voter, present) != 0 &&
-               tkvj_now_ms() < deadline) {
+        int known = 0;
+        for (;;) {
+            known = tkvj_cluster_members(cl, voter, present) == 0;
+            if (known || tkvj_now_ms() >= deadline) {
+                break;
+            }
             usleep(200 * 1000);
         }
-        for (i = 1; i <= cl->n; i++) {
+        if (!known) {
+            tkvj_note(r, "heal: the members list could not be read");
+        }
+        for (i = 1; i <= cl->n && known; i++) {
             if (!present[i]) {
                 if (!rejoin(r, i, HEAL_JOIN_MS)) {
                     ok = 0;

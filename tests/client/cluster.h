@@ -1,52 +1,26 @@
-/* A real three-node (or n-node) tuplekv cluster for tests: tuplekv-node
- * processes from the build's bin/ directory, bootstrapped together on
- * 127.0.0.1 with a per-test port base (so tests run in parallel), data in a
- * fresh temporary directory.
+/* The client suite's side of a test cluster: the nodes are a tests/support
+ * test cluster (testcluster.h: processes, ports, temp data, logs); these
+ * helpers reach them through libtuplekv, the library under test.
  *
- * Client port of node i (1-based): base + i; raft port: base + 50 + i.
- * Every child gets PR_SET_PDEATHSIG = SIGKILL, so a test that crashes or is
- * killed by CTest's timeout does not leave nodes behind; cluster_stop()
- * stops them (SIGTERM, then SIGKILL) and removes the directory. */
+ * A test starts three nodes on its own port base in its group setup
+ * (tkv_test_cluster_start), kills and restarts them with tkv_tc_kill and
+ * tkv_tc_start, and stops them in its group teardown (tkv_tc_destroy). */
 #ifndef TKV_TEST_CLUSTER_H
 #define TKV_TEST_CLUSTER_H
 
-#include <sys/types.h>
-
+#include "testcluster.h"
 #include "tuplekv.h"
 
-#define TKV_TEST_MAX_NODES 5
+/* Init, bootstrap n nodes and wait until the cluster takes writes (up to
+ * 60 s). 0, or -1 after printing why; the caller's teardown still calls
+ * tkv_tc_destroy. */
+int tkv_test_cluster_start(struct tkv_tc *cl, int n, int base);
 
-struct tkv_test_cluster {
-    int n;
-    int base;
-    char dir[256];                     /* temporary data directory */
-    pid_t pid[TKV_TEST_MAX_NODES + 1]; /* 1-based; 0 = not running */
-    char client[TKV_TEST_MAX_NODES + 1][32];
-    char raft[TKV_TEST_MAX_NODES + 1][32];
-    char endpoints[256]; /* all client addresses */
-};
-
-/* Start n nodes and wait until the cluster takes writes (up to 20 s).
- * 0 or -1 (after printing why and cleaning up). */
-int tkv_test_cluster_start(struct tkv_test_cluster *cl, int n, int base);
-
-/* Stop every node and remove the directory. */
-void tkv_test_cluster_stop(struct tkv_test_cluster *cl);
-
-/* Send sig to node i and, for SIGKILL/SIGTERM, reap it. */
-void tkv_test_cluster_kill(struct tkv_test_cluster *cl, int i, int sig);
-
-/* Start node i again with its data directory. 0 or -1. */
-int tkv_test_cluster_restart(struct tkv_test_cluster *cl, int i);
-
-/* The node (1-based) that says it is the leader, waiting up to timeout_ms
- * for one; 0 when none. */
-int tkv_test_cluster_leader(struct tkv_test_cluster *cl, int timeout_ms);
+/* The node (1-based) that is the leader all running nodes agree on, asked
+ * through libtuplekv, waiting up to timeout_ms; 0 when none. */
+int tkv_test_cluster_leader(struct tkv_tc *cl, int timeout_ms);
 
 /* A client for the given endpoints (NULL: all), or NULL. */
 struct tkv_client *tkv_test_client(const char *endpoints, int timeout_ms);
-
-/* Path of a binary in the build's bin directory. */
-const char *tkv_test_bin(const char *name);
 
 #endif /* TKV_TEST_CLUSTER_H */

@@ -14,7 +14,7 @@
 #define START_BALANCE 100
 #define TOTAL (ACCOUNTS * START_BALANCE)
 
-static struct tkv_test_cluster cl;
+static struct tkv_tc cl;
 static struct tkv_client *c;
 static json_t *all_keys;
 static volatile int writers_done;
@@ -200,7 +200,7 @@ static int teardown(void **state)
     (void)state;
     tkv_close(c);
     json_decref(all_keys);
-    tkv_test_cluster_stop(&cl);
+    tkv_tc_destroy(&cl);
     return 0;
 }
 
@@ -209,5 +209,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bank),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -10,7 +10,7 @@
 #include "cluster.h"
 #include "testutil.h"
 
-static struct tkv_test_cluster cl;
+static struct tkv_tc cl;
 static struct tkv_client *c;
 
 static int setup(void **state)
@@ -27,7 +27,7 @@ static int teardown(void **state)
 {
     (void)state;
     tkv_close(c);
-    tkv_test_cluster_stop(&cl);
+    tkv_tc_destroy(&cl);
     return 0;
 }
 
@@ -943,7 +943,7 @@ static void test_admin(void **state)
     }
     tkv_members_free(m, n);
     for (i = 1; i <= 3; i++) {
-        TKV_OK(tkv_node_status(c, cl.client[i], NULL, &st, &err), &err);
+        TKV_OK(tkv_node_status(c, cl.nodes[i].client, NULL, &st, &err), &err);
         assert_int_equal(st->node_id, (uint64_t)i);
         leaders += strcmp(st->role, "leader") == 0;
         tkv_node_status_free(st);
@@ -974,5 +974,5 @@ int main(void)
         cmocka_unit_test(test_async),
         cmocka_unit_test(test_admin),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

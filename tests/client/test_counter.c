@@ -12,7 +12,7 @@
 #define THREADS 8
 #define INCREMENTS 100
 
-static struct tkv_test_cluster cl;
+static struct tkv_tc cl;
 static struct tkv_client *c;
 static atomic_int successes;
 static atomic_int unknowns;
@@ -100,15 +100,15 @@ static void run_counter(const char *name, int kill_leader)
         while (atomic_load(&successes) < THREADS * INCREMENTS / 3) {
             nanosleep(&ts, NULL);
         }
-        killed = tkv_test_cluster_leader(&cl, 5000);
+        killed = tkv_test_cluster_leader(&cl, 20000);
         assert_true(killed > 0);
         print_message("SIGKILL leader node %d at %d increments\n", killed,
                       atomic_load(&successes));
-        tkv_test_cluster_kill(&cl, killed, SIGKILL);
+        tkv_tc_kill(&cl, killed, SIGKILL);
         ts.tv_sec = 1;
         ts.tv_nsec = 0;
         nanosleep(&ts, NULL);
-        assert_int_equal(tkv_test_cluster_restart(&cl, killed), 0);
+        assert_int_equal(tkv_tc_start(&cl, killed, TKV_TC_RESTART, 0), 0);
     }
     for (i = 0; i < THREADS; i++) {
         pthread_join(t[i], NULL);
@@ -151,7 +151,7 @@ static int teardown(void **state)
 {
     (void)state;
     tkv_close(c);
-    tkv_test_cluster_stop(&cl);
+    tkv_tc_destroy(&cl);
     return 0;
 }
 
@@ -161,5 +161,5 @@ int main(void)
         cmocka_unit_test(test_counter),
         cmocka_unit_test(test_counter_leader_killed),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

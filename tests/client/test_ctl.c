@@ -10,7 +10,7 @@
 #include "cluster.h"
 #include "testutil.h"
 
-static struct tkv_test_cluster cl;
+static struct tkv_tc cl;
 static char out[1 << 16];
 static char errout[1 << 16];
 static char tmpdir[] = "/tmp/tkv-ctl-XXXXXX";
@@ -66,7 +66,7 @@ static int ctl_v(const char *input, const char **args)
         dup2(fe, 2);
         dup2(fi, 0);
         unsetenv("TUPLEKV_ENDPOINTS");
-        execv(tkv_test_bin("tuplekvctl"), (char *const *)argv);
+        execv(tkv_tc_bin("tuplekvctl"), (char *const *)argv);
         _exit(127);
     }
     waitpid(pid, &status, 0);
@@ -406,7 +406,7 @@ static int teardown(void **state)
 {
     char cmd[300];
     (void)state;
-    tkv_test_cluster_stop(&cl);
+    tkv_tc_destroy(&cl);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -419,5 +419,5 @@ int main(void)
         cmocka_unit_test(test_refusals),       cmocka_unit_test(test_usage),
         cmocka_unit_test(test_unavailable),    cmocka_unit_test(test_admin),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

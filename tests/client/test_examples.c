@@ -8,7 +8,7 @@
 #include "cluster.h"
 #include "testutil.h"
 
-static struct tkv_test_cluster cl;
+static struct tkv_tc cl;
 
 static int run(const char *name, const char *const *args)
 {
@@ -24,7 +24,7 @@ static int run(const char *name, const char *const *args)
     pid = fork();
     if (pid == 0) {
         setenv("TUPLEKV_ENDPOINTS", cl.endpoints, 1);
-        execv(tkv_test_bin(name), (char *const *)argv);
+        execv(tkv_tc_bin(name), (char *const *)argv);
         _exit(127);
     }
     waitpid(pid, &status, 0);
@@ -60,15 +60,8 @@ static void test_bench_smoke(void **state)
 
 static int setup(void **state)
 {
-    (void)state;
+    *state = &cl; /* for tkv_tc_teardown */
     return tkv_test_cluster_start(&cl, 3, TKV_TEST_PORT);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tkv_test_cluster_stop(&cl);
-    return 0;
 }
 
 int main(void)
@@ -82,5 +75,5 @@ int main(void)
         cmocka_unit_test(test_view_counter),
         cmocka_unit_test(test_bench_smoke),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, tkv_tc_teardown));
 }

@@ -4,19 +4,11 @@
  * write never sent) within their timeout, and the same client works again
  * once the nodes are back. */
 #include <signal.h>
-#include <time.h>
 
 #include "cluster.h"
 #include "testutil.h"
 
-static struct tkv_test_cluster cl;
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
+static struct tkv_tc cl;
 
 static void roundtrip(struct tkv_client *c, const char *id, int n)
 {
@@ -37,13 +29,13 @@ static void roundtrip(struct tkv_client *c, const char *id, int n)
 
 static void test_follower_endpoint(void **state)
 {
-    int leader = tkv_test_cluster_leader(&cl, 5000);
+    int leader = tkv_test_cluster_leader(&cl, 20000);
     int follower = leader % 3 + 1;
     struct tkv_client *c;
     (void)state;
 
     assert_true(leader > 0);
-    c = tkv_test_client(cl.client[follower], 5000);
+    c = tkv_test_client(cl.nodes[follower].client, 5000);
     assert_non_null(c);
     roundtrip(c, "via-follower", 1);
     tkv_close(c);
@@ -59,29 +51,30 @@ static void test_endpoint_dies(void **state)
     assert_non_null(c);
     roundtrip(c, "before", 1);
     /* the client talks to the leader now: kill it */
-    leader = tkv_test_cluster_leader(&cl, 5000);
+    leader = tkv_test_cluster_leader(&cl, 20000);
     assert_true(leader > 0);
-    tkv_test_cluster_kill(&cl, leader, SIGKILL);
+    tkv_tc_kill(&cl, leader, SIGKILL);
     for (i = 0; i < 20; i++) {
         roundtrip(c, "after", i);
     }
-    assert_int_equal(tkv_test_cluster_restart(&cl, leader), 0);
+    assert_int_equal(tkv_tc_start(&cl, leader, TKV_TC_RESTART, 0), 0);
     tkv_close(c);
 
     /* a client listing a dead node first still works */
-    leader = tkv_test_cluster_leader(&cl, 10000);
+    leader = tkv_test_cluster_leader(&cl, 20000);
     assert_true(leader > 0);
     {
         int dead = leader % 3 + 1;
         char eps[128];
-        tkv_test_cluster_kill(&cl, dead, SIGKILL);
-        snprintf(eps, sizeof eps, "%s,%s", cl.client[dead], cl.client[leader]);
+        tkv_tc_kill(&cl, dead, SIGKILL);
+        snprintf(eps, sizeof eps, "%s,%s", cl.nodes[dead].client,
+                 cl.nodes[leader].client);
         c = tkv_test_client(eps, 10000);
         for (i = 0; i < 5; i++) {
             roundtrip(c, "dead-first", i);
         }
         tkv_close(c);
-        assert_int_equal(tkv_test_cluster_restart(&cl, dead), 0);
+        assert_int_equal(tkv_tc_start(&cl, dead, TKV_TC_RESTART, 0), 0);
     }
 }
 
@@ -92,22 +85,22 @@ static void test_all_down(void **state)
     struct tkv_item *it = NULL;
     json_t *k = json_pack("[s]", "down");
     json_t *v = json_true();
-    long t0;
+    int64_t t0;
     int i;
     (void)state;
 
     roundtrip(c, "up", 1);
     for (i = 1; i <= 3; i++) {
-        tkv_test_cluster_kill(&cl, i, SIGKILL);
+        tkv_tc_kill(&cl, i, SIGKILL);
     }
-    t0 = now_ms();
+    t0 = tkv_tc_now_ms();
     TKV_FAILS(tkv_get(c, k, NULL, &it, &err), &err, TKV_EUNAVAILABLE,
               "within the timeout");
-    assert_true(now_ms() - t0 < 3000);
+    assert_true(tkv_tc_now_ms() - t0 < 3000);
     TKV_FAILS(tkv_set(c, k, v, 0, NULL, NULL, &err), &err, TKV_EUNAVAILABLE,
               "not applied");
     for (i = 1; i <= 3; i++) {
-        assert_int_equal(tkv_test_cluster_restart(&cl, i), 0);
+        assert_int_equal(tkv_tc_start(&cl, i, TKV_TC_RESTART, 0), 0);
     }
     tkv_close(c);
     /* the same kind of client recovers once a leader is elected */
@@ -120,15 +113,8 @@ static void test_all_down(void **state)
 
 static int setup(void **state)
 {
-    (void)state;
+    *state = &cl; /* for tkv_tc_teardown */
     return tkv_test_cluster_start(&cl, 3, TKV_TEST_PORT);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    tkv_test_cluster_stop(&cl);
-    return 0;
 }
 
 int main(void)
@@ -138,5 +124,5 @@ int main(void)
         cmocka_unit_test(test_endpoint_dies),
         cmocka_unit_test(test_all_down),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, tkv_tc_teardown));
 }

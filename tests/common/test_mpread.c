@@ -147,8 +147,8 @@ static void test_nil_bool(void **state)
 
 struct int_case {
     const char *hex;
-    int neg;     /* read as int64 only */
-    uint64_t u;  /* the value as uint64 (two's complement when neg) */
+    int neg;    /* read as int64 only */
+    uint64_t u; /* the value as uint64 (two's complement when neg) */
 };
 
 static const struct int_case int_cases[] = {
@@ -309,9 +309,9 @@ struct raw_case {
 };
 
 static const struct raw_case raw_cases[] = {
-    {0xa0, 0, TKV_MP_STR},   {0xd9, 1, TKV_MP_STR}, {0xda, 2, TKV_MP_STR},
-    {0xdb, 4, TKV_MP_STR},   {0xc4, 1, TKV_MP_BIN}, {0xc5, 2, TKV_MP_BIN},
-    {0xc6, 4, TKV_MP_BIN},   {0xc7, 1, TKV_MP_EXT}, {0xc8, 2, TKV_MP_EXT},
+    {0xa0, 0, TKV_MP_STR}, {0xd9, 1, TKV_MP_STR}, {0xda, 2, TKV_MP_STR},
+    {0xdb, 4, TKV_MP_STR}, {0xc4, 1, TKV_MP_BIN}, {0xc5, 2, TKV_MP_BIN},
+    {0xc6, 4, TKV_MP_BIN}, {0xc7, 1, TKV_MP_EXT}, {0xc8, 2, TKV_MP_EXT},
     {0xc9, 4, TKV_MP_EXT},
 };
 
@@ -388,7 +388,7 @@ static void test_str_bin_ext(void **state)
 
             /* cut at every length: the length field, then the body */
             for (size_t cut = 0; cut < total; cut++) {
-                enum tkv_mpr_why why = cut == 0     ? TKV_MPR_END
+                enum tkv_mpr_why why = cut == 0    ? TKV_MPR_END
                                        : cut < hdr ? TKV_MPR_HEADER
                                                    : TKV_MPR_BODY;
                 tkv_mpr_init(&r, buf, cut);
@@ -399,8 +399,7 @@ static void test_str_bin_ext(void **state)
                 }
                 if (ext) {
                     /* the type is there once its byte is */
-                    assert_int_equal(tkv_mpr_ext_type(&r, &x) == 0,
-                                     cut > hdr);
+                    assert_int_equal(tkv_mpr_ext_type(&r, &x) == 0, cut > hdr);
                 }
             }
 
@@ -480,9 +479,9 @@ static void test_containers(void **state)
                     buf[0] = (uint8_t)((map ? 0x80 : 0x90) | count);
                     hdr = 1;
                 } else {
-                    hdr = put_head(buf,
-                                   (uint8_t)((map ? 0xde : 0xdc) + (w == 4)),
-                                   w, count);
+                    hdr =
+                        put_head(buf, (uint8_t)((map ? 0xde : 0xdc) + (w == 4)),
+                                 w, count);
                 }
                 memset(buf + hdr, 0xc0, items); /* nils */
                 total = hdr + items;
@@ -490,14 +489,12 @@ static void test_containers(void **state)
                 tkv_mpr_init(&r, buf, total);
                 assert_int_equal(tkv_mpr_peek(&r),
                                  map ? TKV_MP_MAP : TKV_MP_ARRAY);
-                assert_int_equal(map ? tkv_mpr_map(&r, &n)
-                                     : tkv_mpr_array(&r, &n),
-                                 0);
+                assert_int_equal(
+                    map ? tkv_mpr_map(&r, &n) : tkv_mpr_array(&r, &n), 0);
                 assert_int_equal(n, count);
                 assert_int_equal(r.off, hdr);
                 r.off = 0;
-                assert_int_equal(tkv_mpr_container(&r, TKV_MP_END, &t, &n),
-                                 0);
+                assert_int_equal(tkv_mpr_container(&r, TKV_MP_END, &t, &n), 0);
                 assert_int_equal(t, map ? TKV_MP_MAP : TKV_MP_ARRAY);
                 assert_int_equal(r.off, hdr);
                 r.off = 0;
@@ -508,8 +505,7 @@ static void test_containers(void **state)
                 /* the wrong one of the two */
                 r.off = 0;
                 assert_failed(&r,
-                              map ? tkv_mpr_array(&r, &n)
-                                  : tkv_mpr_map(&r, &n),
+                              map ? tkv_mpr_array(&r, &n) : tkv_mpr_map(&r, &n),
                               TKV_MPR_TYPE, 0);
                 assert_failed(&r,
                               tkv_mpr_container(
@@ -518,14 +514,13 @@ static void test_containers(void **state)
 
                 /* cut at every length (only the first ones of big ones) */
                 for (size_t cut = 0; cut < total && cut < hdr + 40; cut++) {
-                    enum tkv_mpr_why why = cut == 0     ? TKV_MPR_END
+                    enum tkv_mpr_why why = cut == 0    ? TKV_MPR_END
                                            : cut < hdr ? TKV_MPR_HEADER
                                                        : TKV_MPR_COUNT;
                     tkv_mpr_init(&r, buf, cut);
-                    assert_failed(&r,
-                                  map ? tkv_mpr_map(&r, &n)
-                                      : tkv_mpr_array(&r, &n),
-                                  why, 0);
+                    assert_failed(
+                        &r, map ? tkv_mpr_map(&r, &n) : tkv_mpr_array(&r, &n),
+                        why, 0);
                     if (why == TKV_MPR_COUNT) {
                         assert_int_equal(r.want, count);
                         assert_int_equal(r.have, cut - hdr);
@@ -596,13 +591,14 @@ static void test_skip_nested(void **state)
 
     /* {"a": [1, -2, 3.5, nil, true, "xy", bin[2], {}, [[]]],
      *  "b": ext(7, 4 bytes), "c": {"d": {"e": [uint64]}}} then 0x2a */
-    n = unhex("83"
-              "a1 61 99 01 fe cb 40 0c 00 00 00 00 00 00 c0 c3 a2 78 79"
-              "   c4 02 00 01 80 91 90"
-              "a1 62 d6 07 de ad be ef"
-              "a1 63 81 a1 64 81 a1 65 91 cf ff ff ff ff ff ff ff ff"
-              "2a",
-              buf);
+    n = unhex(
+        "83"
+        "a1 61 99 01 fe cb 40 0c 00 00 00 00 00 00 c0 c3 a2 78 79"
+        "   c4 02 00 01 80 91 90"
+        "a1 62 d6 07 de ad be ef"
+        "a1 63 81 a1 64 81 a1 65 91 cf ff ff ff ff ff ff ff ff"
+        "2a",
+        buf);
     tkv_mpr_init(&r, buf, n);
     assert_int_equal(tkv_mpr_skip(&r, &start, &end), 0);
     assert_int_equal(start, 0);
@@ -624,8 +620,7 @@ static void test_skip_nested(void **state)
     assert_int_equal(tkv_mpr_skip_depth(&r, 4, NULL, &end), 0);
     assert_int_equal(end, n - 1);
     r.off = 0;
-    assert_failed(&r, tkv_mpr_skip_depth(&r, 3, NULL, NULL), TKV_MPR_DEPTH,
-                  0);
+    assert_failed(&r, tkv_mpr_skip_depth(&r, 3, NULL, NULL), TKV_MPR_DEPTH, 0);
     for (size_t cut = 0; cut < n - 1; cut++) {
         tkv_mpr_init(&r, buf, cut);
         assert_int_equal(tkv_mpr_skip(&r, NULL, NULL), TKV_ECORRUPT);
@@ -651,8 +646,7 @@ static void test_skip_depth(void **state)
     assert_int_equal(tkv_mpr_skip_depth(&r, 0, NULL, &end), 0);
     assert_int_equal(end, 1);
     reader(&r, buf, "90");
-    assert_failed(&r, tkv_mpr_skip_depth(&r, 0, NULL, NULL), TKV_MPR_DEPTH,
-                  0);
+    assert_failed(&r, tkv_mpr_skip_depth(&r, 0, NULL, NULL), TKV_MPR_DEPTH, 0);
     assert_int_equal(tkv_mpr_skip_depth(&r, 1, NULL, &end), 0);
 
     for (unsigned d = 1; d <= TKV_MPR_DEPTH_MAX; d++) {
@@ -686,19 +680,15 @@ static void test_skip_depth(void **state)
     assert_int_equal(tkv_mpr_skip_depth(&r, 3, NULL, &end), 0);
     assert_int_equal(end, 7);
     r.off = 0;
-    assert_failed(&r, tkv_mpr_skip_depth(&r, 2, NULL, NULL), TKV_MPR_DEPTH,
-                  0);
+    assert_failed(&r, tkv_mpr_skip_depth(&r, 2, NULL, NULL), TKV_MPR_DEPTH, 0);
 
     /* order of the checks: the header, then the depth, then the count */
     reader(&r, buf, "91 dd 00");
-    assert_failed(&r, tkv_mpr_skip_depth(&r, 1, NULL, NULL), TKV_MPR_HEADER,
-                  0);
+    assert_failed(&r, tkv_mpr_skip_depth(&r, 1, NULL, NULL), TKV_MPR_HEADER, 0);
     reader(&r, buf, "91 dd ff ff ff ff");
-    assert_failed(&r, tkv_mpr_skip_depth(&r, 1, NULL, NULL), TKV_MPR_DEPTH,
-                  0);
+    assert_failed(&r, tkv_mpr_skip_depth(&r, 1, NULL, NULL), TKV_MPR_DEPTH, 0);
     r.off = 0;
-    assert_failed(&r, tkv_mpr_skip_depth(&r, 2, NULL, NULL), TKV_MPR_COUNT,
-                  0);
+    assert_failed(&r, tkv_mpr_skip_depth(&r, 2, NULL, NULL), TKV_MPR_COUNT, 0);
 }
 
 /* ---- failures keep the position ---- */

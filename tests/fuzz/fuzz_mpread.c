@@ -282,8 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(m == MSGPACK_UNPACK_CONTINUE); /* wants more bytes */
     } else {
         /* a count beyond the bytes: msgpack-c reads on to what stops it */
-        CHECK(m == MSGPACK_UNPACK_CONTINUE ||
-              m == MSGPACK_UNPACK_PARSE_ERROR ||
+        CHECK(m == MSGPACK_UNPACK_CONTINUE || m == MSGPACK_UNPACK_PARSE_ERROR ||
               m == MSGPACK_UNPACK_NOMEM_ERROR);
     }
     if (m == MSGPACK_UNPACK_SUCCESS) {

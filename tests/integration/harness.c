@@ -1,42 +1,16 @@
-/* Integration test harness (see harness.h). */
+/* Integration test harness (see harness.h): requests over the probe
+ * client, following redirects where asked; the processes are the test
+ * cluster's (tests/support). */
 #include "harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "common/alloc.h"
 #include "statemachine/keycodec.h"
 #include "statemachine/value.h"
-
-#ifndef TKV_NODE_BIN
-#error "TKV_NODE_BIN must point to tuplekv-node"
-#endif
-
-int64_t hc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void hc_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 static void hc_die(const char *fmt, ...)
 {
@@ -46,143 +20,6 @@ static void hc_die(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     abort();
-}
-
-void hc_init(struct hc *c, const char *name, int base, int n)
-{
-    struct rlimit rl;
-    int i;
-
-    memset(c, 0, sizeof *c);
-    signal(SIGPIPE, SIG_IGN);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    snprintf(c->root, sizeof c->root, "/tmp/tkv-it-%s-XXXXXX", name);
-    if (mkdtemp(c->root) == NULL) {
-        hc_die("mkdtemp: %s", strerror(errno));
-    }
-    c->base = base;
-    c->n = n;
-    for (i = 1; i <= HC_MAX; i++) {
-        struct hc_node *nd = &c->nodes[i];
-        snprintf(nd->client, sizeof nd->client, "127.0.0.1:%d", base + i);
-        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d", base + 50 + i);
-        snprintf(nd->dir, sizeof nd->dir, "%s/d%d", c->root, i);
-        snprintf(nd->log, sizeof nd->log, "%s/n%d.log", c->root, i);
-    }
-    fprintf(stderr, "harness: %s in %s, ports %d..\n", name, c->root, base);
-}
-
-void hc_destroy(struct hc *c)
-{
-    char cmd[512];
-    int i;
-    for (i = 1; i <= HC_MAX; i++) {
-        if (c->nodes[i].pid > 0) {
-            kill(c->nodes[i].pid, SIGKILL);
-            waitpid(c->nodes[i].pid, NULL, 0);
-            c->nodes[i].pid = 0;
-        }
-    }
-    if (getenv("TKV_KEEP") == NULL) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->root);
-        if (system(cmd) != 0) {
-            fprintf(stderr, "harness: could not remove %s\n", c->root);
-        }
-    }
-}
-
-void hc_start(struct hc *c, int i, int mode, int join_from)
-{
-    struct hc_node *nd = &c->nodes[i];
-    char id[16], boot[1024];
-    const char *argv[64];
-    size_t off = 0;
-    int argc = 0, k;
-    pid_t pid;
-
-    snprintf(id, sizeof id, "%d", i);
-    boot[0] = '\0';
-    for (k = 1; k <= c->n; k++) {
-        off += (size_t)snprintf(boot + off, sizeof boot - off, "%s%d=%s=%s",
-                                k > 1 ? "," : "", k, c->nodes[k].raft,
-                                c->nodes[k].client);
-    }
-    argv[argc++] = TKV_NODE_BIN;
-    argv[argc++] = "--id";
-    argv[argc++] = id;
-    argv[argc++] = "--raft-address";
-    argv[argc++] = nd->raft;
-    argv[argc++] = "--client-address";
-    argv[argc++] = nd->client;
-    argv[argc++] = "--data-dir";
-    argv[argc++] = nd->dir;
-    if (mode == 'b') {
-        argv[argc++] = "--bootstrap";
-        argv[argc++] = boot;
-    } else if (mode == 'j') {
-        argv[argc++] = "--join";
-        argv[argc++] = c->nodes[join_from].client;
-    }
-    for (k = 0; k < c->nextra; k++) {
-        argv[argc++] = c->extra[k];
-    }
-    argv[argc] = NULL;
-
-    pid = fork();
-    if (pid < 0) {
-        hc_die("fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        /* never outlive the test, even when it crashes */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-            close(fd);
-        }
-        execv(TKV_NODE_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    nd->pid = pid;
-}
-
-void hc_start_all(struct hc *c, int mode)
-{
-    int i;
-    for (i = 1; i <= c->n; i++) {
-        hc_start(c, i, mode, 0);
-    }
-}
-
-int hc_stop(struct hc *c, int i, int sig)
-{
-    int status = 0;
-    if (c->nodes[i].pid <= 0) {
-        return 0;
-    }
-    kill(c->nodes[i].pid, sig);
-    if (sig == SIGTERM || sig == SIGKILL) {
-        int64_t deadline = hc_now_ms() + 20000;
-        for (;;) {
-            pid_t p = waitpid(c->nodes[i].pid, &status, WNOHANG);
-            if (p == c->nodes[i].pid) {
-                break;
-            }
-            if (hc_now_ms() > deadline) {
-                kill(c->nodes[i].pid, SIGKILL);
-                waitpid(c->nodes[i].pid, &status, 0);
-                status = -1;
-                break;
-            }
-            hc_sleep_ms(10);
-        }
-        c->nodes[i].pid = 0;
-    }
-    return status;
 }
 
 void hc_key(const char *json, uint8_t *out, size_t *len)
@@ -208,7 +45,7 @@ void hc_value(const char *json, struct tkv_buf *out)
     json_decref(j);
 }
 
-int hc_call(struct hc *c,
+int hc_call(struct tkv_tc *c,
             struct tkv_probe *p,
             int i,
             struct tkv_req *req,
@@ -230,21 +67,21 @@ int hc_call(struct hc *c,
     return rv;
 }
 
-int hc_call_leader(struct hc *c,
+int hc_call_leader(struct tkv_tc *c,
                    struct tkv_probe *p,
                    int i,
                    struct tkv_req *req,
                    struct tkv_reply *rep,
                    int timeout_ms)
 {
-    int64_t deadline = hc_now_ms() + timeout_ms;
+    int64_t deadline = tkv_tc_now_ms() + timeout_ms;
     int target = i;
     int rv;
     for (;;) {
         rv = hc_call(c, p, target, req, rep);
         if (rv == 0 && rep->code == TKV_ENOT_LEADER && rep->leader != NULL) {
             int k;
-            for (k = 1; k <= HC_MAX; k++) {
+            for (k = 1; k <= TKV_TC_MAX; k++) {
                 if (strcmp(c->nodes[k].client, rep->leader) == 0) {
                     target = k;
                 }
@@ -254,24 +91,24 @@ int hc_call_leader(struct hc *c,
             rep->code != TKV_EUNAVAILABLE) {
             return 0;
         }
-        if (hc_now_ms() > deadline) {
+        if (tkv_tc_now_ms() > deadline) {
             return rv != 0 ? rv : rep->code;
         }
         if (rv != 0 || rep->code == TKV_EUNAVAILABLE || rep->leader == NULL) {
             /* try the next running node */
             int k;
-            for (k = 1; k <= HC_MAX; k++) {
-                target = target % HC_MAX + 1;
+            for (k = 1; k <= TKV_TC_MAX; k++) {
+                target = target % TKV_TC_MAX + 1;
                 if (c->nodes[target].pid > 0) {
                     break;
                 }
             }
-            hc_sleep_ms(50);
+            tkv_tc_sleep_ms(50);
         }
     }
 }
 
-int hc_status(struct hc *c,
+int hc_status(struct tkv_tc *c,
               int i,
               struct tkv_status *st,
               char *role,
@@ -301,40 +138,29 @@ int hc_status(struct hc *c,
     return rv;
 }
 
-int hc_wait_leader(struct hc *c, int timeout_ms)
+static int hc_leader_cb(void *arg,
+                        struct tkv_tc *c,
+                        int i,
+                        int *is_leader,
+                        uint64_t *leader_id)
 {
-    int64_t deadline = hc_now_ms() + timeout_ms;
-    while (hc_now_ms() < deadline) {
-        int i, leader = 0, agree = 1;
-        uint64_t leader_id = 0;
-        for (i = 1; i <= HC_MAX; i++) {
-            struct tkv_status st;
-            char role[32];
-            if (c->nodes[i].pid <= 0) {
-                continue;
-            }
-            if (hc_status(c, i, &st, role, sizeof role) != 0) {
-                agree = 0;
-                continue;
-            }
-            if (strcmp(role, "leader") == 0) {
-                leader = i;
-            }
-            if (st.leader_id == 0 ||
-                (leader_id != 0 && st.leader_id != leader_id)) {
-                agree = 0;
-            }
-            leader_id = st.leader_id;
-        }
-        if (leader != 0 && agree && leader_id == (uint64_t)leader) {
-            return leader;
-        }
-        hc_sleep_ms(50);
+    struct tkv_status st;
+    char role[32];
+    (void)arg;
+    if (hc_status(c, i, &st, role, sizeof role) != 0) {
+        return -1;
     }
+    *is_leader = strcmp(role, "leader") == 0;
+    *leader_id = st.leader_id;
     return 0;
 }
 
-int hc_set(struct hc *c,
+int hc_wait_leader(struct tkv_tc *c, int timeout_ms)
+{
+    return tkv_tc_wait_leader(c, timeout_ms, hc_leader_cb, NULL);
+}
+
+int hc_set(struct tkv_tc *c,
            struct tkv_probe *p,
            int i,
            const char *key_json,
@@ -369,7 +195,7 @@ int hc_set(struct hc *c,
     return rv;
 }
 
-int hc_get(struct hc *c,
+int hc_get(struct tkv_tc *c,
            struct tkv_probe *p,
            int i,
            const char *key_json,
@@ -399,21 +225,4 @@ int hc_get(struct hc *c,
     tkv_reply_close(&rep);
     tkv_req_close(&req);
     return rv;
-}
-
-int hc_log_count(struct hc *c, int i, const char *text)
-{
-    char line[2048];
-    int count = 0;
-    FILE *f = fopen(c->nodes[i].log, "r");
-    if (f == NULL) {
-        return 0;
-    }
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strstr(line, text) != NULL) {
-            count++;
-        }
-    }
-    fclose(f);
-    return count;
 }

@@ -16,27 +16,18 @@
 
 #include "harness.h"
 
-static struct hc cluster;
+static struct tkv_tc cluster;
 static int leader;
 
 static int setup(void **state)
 {
-    (void)state;
-    hc_init(&cluster, "abuse", 21500, 3);
-    cluster.extra[cluster.nextra++] = "--max-connections";
-    cluster.extra[cluster.nextra++] = "300";
-    cluster.extra[cluster.nextra++] = "--election-timeout-ms";
-    cluster.extra[cluster.nextra++] = "600";
-    hc_start_all(&cluster, 'b');
+    static const char *const flags[] = {"--max-connections", "300",
+                                        "--election-timeout-ms", "600", NULL};
+    *state = &cluster; /* for tkv_tc_teardown */
+    assert_int_equal(tkv_tc_init(&cluster, "abuse", 21500, 3, flags), 0);
+    assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_BOOTSTRAP), 0);
     leader = hc_wait_leader(&cluster, 20000);
     return leader == 0 ? -1 : 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    hc_destroy(&cluster);
-    return 0;
 }
 
 /* The node still answers a fresh client correctly. */
@@ -245,7 +236,7 @@ static void test_idle_connections(void **state)
     assert_int_equal(open, 1000);
     /* Over the limit (300): BUSY then closed. Under it: idle, silent.
      * Give the node time to answer every refused one, then look. */
-    hc_sleep_ms(2000);
+    tkv_tc_sleep_ms(2000);
     for (i = 0; i < 1000; i++) {
         int rv = tkv_probe_recv(&conns[i], &rep, 1, &err);
         if (rv == 0) {
@@ -261,7 +252,7 @@ static void test_idle_connections(void **state)
         tkv_probe_close(&conns[i]);
     }
     tkv_reply_close(&rep);
-    hc_sleep_ms(200);
+    tkv_tc_sleep_ms(200);
     check_healthy();
 }
 
@@ -274,5 +265,5 @@ int main(void)
         cmocka_unit_test(test_unknown_op_and_bad_args),
         cmocka_unit_test(test_idle_connections),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, tkv_tc_teardown));
 }

@@ -14,22 +14,14 @@
 #include "harness.h"
 #include "statemachine/keycodec.h"
 
-static struct hc cluster;
+static struct tkv_tc cluster;
 
 static int setup(void **state)
 {
-    (void)state;
-    hc_init(&cluster, "election", 21000, 3);
-    cluster.extra[cluster.nextra++] = "--election-timeout-ms";
-    cluster.extra[cluster.nextra++] = "600";
-    hc_start_all(&cluster, 'b');
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    hc_destroy(&cluster);
+    static const char *const flags[] = {"--election-timeout-ms", "600", NULL};
+    *state = &cluster; /* for tkv_tc_teardown */
+    assert_int_equal(tkv_tc_init(&cluster, "election", 21000, 3, flags), 0);
+    assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_BOOTSTRAP), 0);
     return 0;
 }
 
@@ -75,7 +67,7 @@ static void test_one_leader_and_redirect(void **state)
         if (rep.code == TKV_ENOT_LEADER && rep.leader != NULL) {
             break;
         }
-        hc_sleep_ms(50);
+        tkv_tc_sleep_ms(50);
     }
     assert_int_equal(rep.code, TKV_ENOT_LEADER);
     assert_non_null(rep.leader);
@@ -98,7 +90,7 @@ static void test_one_leader_and_redirect(void **state)
         if (rep.entries[0].present) {
             break;
         }
-        hc_sleep_ms(20);
+        tkv_tc_sleep_ms(20);
     }
     assert_true(rep.entries[0].present);
 
@@ -231,5 +223,5 @@ int main(void)
         cmocka_unit_test(test_one_leader_and_redirect),
         cmocka_unit_test(test_ops),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, setup, tkv_tc_teardown));
 }

@@ -17,7 +17,7 @@
 
 #define MAX_WRITES 100000
 
-static struct hc cluster;
+static struct tkv_tc cluster;
 static atomic_int stop_writer;
 static int acked[MAX_WRITES];
 static int64_t acked_at[MAX_WRITES];
@@ -36,7 +36,7 @@ static void *writer_main(void *arg)
         snprintf(val, sizeof val, "{\"n\":%d}", i);
         rv = hc_set(&cluster, &p, 1 + i % 3, key, val, 0);
         acked[i] = rv == 0;
-        acked_at[i] = hc_now_ms();
+        acked_at[i] = tkv_tc_now_ms();
         atomic_store(&nwritten, i + 1);
     }
     tkv_probe_close(&p);
@@ -45,36 +45,34 @@ static void *writer_main(void *arg)
 
 static void test_kill_leader(void **state)
 {
+    static const char *const flags[] = {"--election-timeout-ms", "500",
+                                        "--heartbeat-ms", "80", NULL};
     struct tkv_probe p;
     pthread_t writer;
     int leader, leader2, i, n, ok = 0, after = 0, missing = 0;
     int64_t t_kill, elapsed;
 
     (void)state;
-    hc_init(&cluster, "failover", 21100, 3);
-    cluster.extra[cluster.nextra++] = "--election-timeout-ms";
-    cluster.extra[cluster.nextra++] = "500";
-    cluster.extra[cluster.nextra++] = "--heartbeat-ms";
-    cluster.extra[cluster.nextra++] = "80";
-    hc_start_all(&cluster, 'b');
+    assert_int_equal(tkv_tc_init(&cluster, "failover", 21100, 3, flags), 0);
+    assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_BOOTSTRAP), 0);
     leader = hc_wait_leader(&cluster, 20000);
     assert_int_not_equal(leader, 0);
 
     pthread_create(&writer, NULL, writer_main, NULL);
     while (atomic_load(&nwritten) < 200) {
-        hc_sleep_ms(10);
+        tkv_tc_sleep_ms(10);
     }
-    t_kill = hc_now_ms();
-    hc_stop(&cluster, leader, SIGKILL);
+    t_kill = tkv_tc_now_ms();
+    tkv_tc_kill(&cluster, leader, SIGKILL);
     leader2 = hc_wait_leader(&cluster, 15000);
-    elapsed = hc_now_ms() - t_kill;
+    elapsed = tkv_tc_now_ms() - t_kill;
     fprintf(stderr, "new leader %d after %lld ms\n", leader2,
             (long long)elapsed);
     assert_int_not_equal(leader2, 0);
     assert_int_not_equal(leader2, leader);
     assert_true(elapsed < 3000);
 
-    hc_sleep_ms(1500); /* writes go on against the new leader */
+    tkv_tc_sleep_ms(1500); /* writes go on against the new leader */
     atomic_store(&stop_writer, 1);
     pthread_join(writer, NULL);
 
@@ -103,7 +101,7 @@ static void test_kill_leader(void **state)
     assert_true(after > 0);
 
     /* The killed node comes back from its data dir and catches up. */
-    hc_start(&cluster, leader, 'r', 0);
+    assert_int_equal(tkv_tc_start(&cluster, leader, TKV_TC_RESTART, 0), 0);
     for (i = 0; i < 200; i++) {
         struct tkv_status st, st2;
         char role[32];
@@ -112,7 +110,7 @@ static void test_kill_leader(void **state)
             st.applied_index >= st2.commit_index && st.keys == st2.keys) {
             break;
         }
-        hc_sleep_ms(100);
+        tkv_tc_sleep_ms(100);
     }
     assert_true(i < 200);
     for (i = n - 1; i >= 0; i--) {
@@ -124,21 +122,14 @@ static void test_kill_leader(void **state)
         }
     }
     tkv_probe_close(&p);
-    hc_destroy(&cluster);
-}
-
-/* Runs also when an assertion fails half way: no node outlives its test. */
-static int teardown(void **state)
-{
-    (void)state;
-    hc_destroy(&cluster);
-    return 0;
 }
 
 int main(void)
 {
+    /* the teardown stops the nodes also when an assertion fails half way */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_kill_leader, teardown),
+        cmocka_unit_test_prestate_setup_teardown(test_kill_leader, NULL,
+                                                 tkv_tc_teardown, &cluster),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

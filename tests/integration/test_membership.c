@@ -19,7 +19,7 @@
 
 #define MAX_WRITES 100000
 
-static struct hc cluster;
+static struct tkv_tc cluster;
 static atomic_int stop_writer;
 static atomic_int nwritten;
 static int acked[MAX_WRITES];
@@ -98,26 +98,25 @@ static int admin(int node, int op, uint64_t id)
 
 static void test_membership(void **state)
 {
+    static const char *const flags[] = {"--election-timeout-ms", "600", NULL};
     struct tkv_probe p;
     pthread_t writer;
     int leader, victim, target, i, n, has_addr, present;
 
     (void)state;
-    hc_init(&cluster, "membership", 21300, 3);
-    cluster.extra[cluster.nextra++] = "--election-timeout-ms";
-    cluster.extra[cluster.nextra++] = "600";
-    hc_start_all(&cluster, 'b');
+    assert_int_equal(tkv_tc_init(&cluster, "membership", 21300, 3, flags), 0);
+    assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_BOOTSTRAP), 0);
     leader = hc_wait_leader(&cluster, 20000);
     assert_int_not_equal(leader, 0);
     pthread_create(&writer, NULL, writer_main, NULL);
 
     /* add node 4 */
-    hc_start(&cluster, 4, 'j', 1);
+    assert_int_equal(tkv_tc_start(&cluster, 4, TKV_TC_JOIN, 1), 0);
     for (i = 0; i < 300; i++) {
         if (count_voters(leader, 4, &has_addr, &present) == 4 && has_addr) {
             break;
         }
-        hc_sleep_ms(100);
+        tkv_tc_sleep_ms(100);
     }
     assert_true(i < 300);
     tkv_probe_init(&p);
@@ -125,7 +124,7 @@ static void test_membership(void **state)
         if (hc_get(&cluster, &p, 4, "[\"m\",0]", 1) == 1) {
             break;
         }
-        hc_sleep_ms(100);
+        tkv_tc_sleep_ms(100);
     }
     assert_true(i < 300);
 
@@ -136,7 +135,7 @@ static void test_membership(void **state)
     assert_int_equal(
         count_voters(leader, (uint64_t)victim, &has_addr, &present), 3);
     assert_false(present);
-    hc_stop(&cluster, victim, SIGTERM);
+    tkv_tc_kill(&cluster, victim, SIGTERM);
 
     /* transfer leadership to a chosen voter */
     target = 4 == leader ? (victim % 3 + 1 == leader ? (leader % 3 + 2)
@@ -162,7 +161,7 @@ static void test_membership(void **state)
         count_voters(leader, (uint64_t)target, &has_addr, &present), 2);
     assert_false(present);
 
-    hc_sleep_ms(500);
+    tkv_tc_sleep_ms(500);
     atomic_store(&stop_writer, 1);
     pthread_join(writer, NULL);
     n = atomic_load(&nwritten);
@@ -176,21 +175,14 @@ static void test_membership(void **state)
         assert_int_equal(hc_get(&cluster, &p, leader, key, 0), 1);
     }
     tkv_probe_close(&p);
-    hc_destroy(&cluster);
-}
-
-/* Runs also when an assertion fails half way: no node outlives its test. */
-static int teardown(void **state)
-{
-    (void)state;
-    hc_destroy(&cluster);
-    return 0;
 }
 
 int main(void)
 {
+    /* the teardown stops the nodes also when an assertion fails half way */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_membership, teardown),
+        cmocka_unit_test_prestate_setup_teardown(test_membership, NULL,
+                                                 tkv_tc_teardown, &cluster),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

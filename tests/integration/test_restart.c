@@ -16,7 +16,7 @@
 
 #include "harness.h"
 
-static struct hc cluster;
+static struct tkv_tc cluster;
 
 static void write_range(struct tkv_probe *p, int from, int to)
 {
@@ -45,71 +45,65 @@ static void check_range(struct tkv_probe *p,
 
 static void test_restart_and_rejoin(void **state)
 {
+    static const char *const flags[] = {"--election-timeout-ms",
+                                        "600",
+                                        "--snapshot-threshold",
+                                        "32",
+                                        "--snapshot-trailing",
+                                        "8",
+                                        NULL};
     struct tkv_probe p;
     struct tkv_status st, lst;
     char role[32], cmd[1024];
     int leader, victim, i, status;
 
     (void)state;
-    hc_init(&cluster, "restart", 21200, 3);
-    cluster.extra[cluster.nextra++] = "--election-timeout-ms";
-    cluster.extra[cluster.nextra++] = "600";
-    cluster.extra[cluster.nextra++] = "--snapshot-threshold";
-    cluster.extra[cluster.nextra++] = "32";
-    cluster.extra[cluster.nextra++] = "--snapshot-trailing";
-    cluster.extra[cluster.nextra++] = "8";
-    hc_start_all(&cluster, 'b');
+    assert_int_equal(tkv_tc_init(&cluster, "restart", 21200, 3, flags), 0);
+    assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_BOOTSTRAP), 0);
     assert_int_not_equal(hc_wait_leader(&cluster, 20000), 0);
     tkv_probe_init(&p);
     write_range(&p, 0, 100);
 
     for (i = 1; i <= 3; i++) {
-        status = hc_stop(&cluster, i, SIGTERM);
+        status = tkv_tc_kill(&cluster, i, SIGTERM);
         assert_true(WIFEXITED(status));
         assert_int_equal(WEXITSTATUS(status), 0);
     }
-    hc_start_all(&cluster, 'r');
+    assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_RESTART), 0);
     leader = hc_wait_leader(&cluster, 20000);
     assert_int_not_equal(leader, 0);
     check_range(&p, leader, 0, 100, 0);
 
     /* Wipe a follower and let the cluster move on without it. */
     victim = leader % 3 + 1;
-    hc_stop(&cluster, victim, SIGTERM);
+    tkv_tc_kill(&cluster, victim, SIGTERM);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", cluster.nodes[victim].dir);
     assert_int_equal(system(cmd), 0);
     write_range(&p, 100, 300);
 
     leader = hc_wait_leader(&cluster, 20000);
-    hc_start(&cluster, victim, 'j', leader);
+    assert_int_equal(tkv_tc_start(&cluster, victim, TKV_TC_JOIN, leader), 0);
     for (i = 0; i < 300; i++) {
         if (hc_status(&cluster, victim, &st, role, sizeof role) == 0 &&
             hc_status(&cluster, leader, &lst, role, sizeof role) == 0 &&
             st.keys == 300 && st.applied_index + 2 >= lst.commit_index) {
             break;
         }
-        hc_sleep_ms(100);
+        tkv_tc_sleep_ms(100);
     }
     assert_true(i < 300);
-    assert_true(hc_log_count(&cluster, victim, "restored snapshot") >= 1);
+    assert_true(tkv_tc_log_count(&cluster, victim, "restored snapshot") >= 1);
     assert_true(st.snapshot_index > 0);
     check_range(&p, victim, 0, 300, 1);
     tkv_probe_close(&p);
-    hc_destroy(&cluster);
-}
-
-/* Runs also when an assertion fails half way: no node outlives its test. */
-static int teardown(void **state)
-{
-    (void)state;
-    hc_destroy(&cluster);
-    return 0;
 }
 
 int main(void)
 {
+    /* the teardown stops the nodes also when an assertion fails half way */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_restart_and_rejoin, teardown),
+        cmocka_unit_test_prestate_setup_teardown(test_restart_and_rejoin, NULL,
+                                                 tkv_tc_teardown, &cluster),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -19,7 +19,7 @@
 /* Scheduling slack for a loaded 2-core machine (loopback replication). */
 #define SLACK_MS 250
 
-static struct hc cluster;
+static struct tkv_tc cluster;
 static atomic_int stop_sampler;
 static atomic_int clock_went_back;
 static atomic_int samples;
@@ -44,7 +44,7 @@ static void *sampler_main(void *arg)
             last[i] = st.sm_time_ms;
             atomic_fetch_add(&samples, 1);
         }
-        hc_sleep_ms(20);
+        tkv_tc_sleep_ms(20);
     }
     return NULL;
 }
@@ -61,7 +61,7 @@ static void check_expiry(struct tkv_probe *p,
 
     leader = hc_wait_leader(&cluster, 20000);
     assert_int_not_equal(leader, 0);
-    t_sent = hc_now_ms();
+    t_sent = tkv_tc_now_ms();
     assert_int_equal(
         hc_set(&cluster, p, leader, key, "\"soon gone\"", (uint64_t)ttl_ms), 0);
     assert_int_equal(hc_get(&cluster, p, leader, key, 0), 1);
@@ -78,7 +78,7 @@ static void check_expiry(struct tkv_probe *p,
         tkv_req_close(&req);
         assert_int_not_equal(hc_wait_leader(&cluster, 20000), leader);
     }
-    while (!all_gone && hc_now_ms() < t_sent + ttl_ms + 5000) {
+    while (!all_gone && tkv_tc_now_ms() < t_sent + ttl_ms + 5000) {
         all_gone = 1;
         for (i = 1; i <= 3; i++) {
             int rv;
@@ -87,12 +87,12 @@ static void check_expiry(struct tkv_probe *p,
             }
             rv = hc_get(&cluster, p, i, key, 1);
             if (rv == 0) {
-                gone_at[i] = hc_now_ms();
+                gone_at[i] = tkv_tc_now_ms();
             } else {
                 all_gone = 0;
             }
         }
-        hc_sleep_ms(10);
+        tkv_tc_sleep_ms(10);
     }
     for (i = 1; i <= 3; i++) {
         fprintf(stderr, "%s: gone on node %d after %lld ms\n", key, i,
@@ -110,15 +110,13 @@ static void test_ttl(void **state)
     struct tkv_probe p;
     pthread_t sampler;
     char tick[16];
+    const char *flags[] = {"--tick-ms", tick, "--election-timeout-ms", "600",
+                           NULL};
 
     (void)state;
-    hc_init(&cluster, "ttl", 21400, 3);
     snprintf(tick, sizeof tick, "%d", TICK_MS);
-    cluster.extra[cluster.nextra++] = "--tick-ms";
-    cluster.extra[cluster.nextra++] = tick;
-    cluster.extra[cluster.nextra++] = "--election-timeout-ms";
-    cluster.extra[cluster.nextra++] = "600";
-    hc_start_all(&cluster, 'b');
+    assert_int_equal(tkv_tc_init(&cluster, "ttl", 21400, 3, flags), 0);
+    assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_BOOTSTRAP), 0);
     assert_int_not_equal(hc_wait_leader(&cluster, 20000), 0);
     pthread_create(&sampler, NULL, sampler_main, NULL);
     tkv_probe_init(&p);
@@ -133,21 +131,14 @@ static void test_ttl(void **state)
     assert_true(atomic_load(&samples) > 30);
     assert_int_equal(atomic_load(&clock_went_back), 0);
     tkv_probe_close(&p);
-    hc_destroy(&cluster);
-}
-
-/* Runs also when an assertion fails half way: no node outlives its test. */
-static int teardown(void **state)
-{
-    (void)state;
-    hc_destroy(&cluster);
-    return 0;
 }
 
 int main(void)
 {
+    /* the teardown stops the nodes also when an assertion fails half way */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_ttl, teardown),
+        cmocka_unit_test_prestate_setup_teardown(test_ttl, NULL,
+                                                 tkv_tc_teardown, &cluster),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tkv_tc_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -53,7 +53,7 @@
 
 #include "common/alloc.h"
 #include "raft/fsm.h"
-#include "raft/logger.h"
+#include "common/log.h"
 #include "statemachine/command.h"
 
 #define N 3

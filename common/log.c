@@ -1,6 +1,7 @@
-/* Logging: formats one line per call and writes it with a single fputs so
- * concurrent writers (the join thread) never interleave inside a line. */
-#include "logger.h"
+/* Logging (see log.h): formats one line per call and writes it with a single
+ * fputs so concurrent writers (the join thread) never interleave inside a
+ * line. */
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@ void tkv_log_set_prefix(const char *prefix)
     snprintf(tkv__log_prefix, sizeof tkv__log_prefix, "%s", prefix);
 }
 
-void tkv_log(int level, const char *fmt, ...)
+void tkv_log_write(int level, const char *fmt, ...)
 {
     char line[1024];
     struct timespec ts;

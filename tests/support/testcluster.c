@@ -1,0 +1,405 @@
+/* Test clusters of real tuplekv-node processes (see testcluster.h).
+ *
+ * Every temp root made by tkv_tc_init is recorded in a small table of this
+ * process, so that tkv_tc_finish can show the node logs of a failed run
+ * after the teardowns have stopped the nodes, and delete the roots last. */
+#define _GNU_SOURCE
+#include "testcluster.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef TKV_BIN_DIR
+#error "TKV_BIN_DIR must point at the build's bin directory"
+#endif
+
+#define TKV__TC_ROOTS 16      /* clusters per test process */
+#define TKV__TC_TAIL_LINES 40 /* of each node log, on failure */
+#define TKV__TC_REAP_MS 20000 /* before SIGTERM becomes SIGKILL */
+
+static char tkv__tc_roots[TKV__TC_ROOTS][256];
+static int tkv__tc_nroots;
+
+int64_t tkv_tc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void tkv_tc_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+const char *tkv_tc_bin(const char *name)
+{
+    static _Thread_local char path[512];
+    snprintf(path, sizeof path, "%s/%s", TKV_BIN_DIR, name);
+    return path;
+}
+
+static int tkv__tc_rm_cb(const char *path,
+                         const struct stat *sb,
+                         int flag,
+                         struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void tkv__tc_remove_roots(void)
+{
+    int k;
+    for (k = 0; k < tkv__tc_nroots; k++) {
+        if (getenv("TKV_TEST_KEEP") != NULL) {
+            fprintf(stderr, "testcluster: kept %s\n", tkv__tc_roots[k]);
+        } else {
+            nftw(tkv__tc_roots[k], tkv__tc_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        }
+    }
+    tkv__tc_nroots = 0;
+}
+
+/* Print the last lines of a file to stderr (from its last 16 KiB). */
+static void tkv__tc_tail(const char *path, int lines)
+{
+    char buf[16384];
+    FILE *f = fopen(path, "r");
+    long size;
+    size_t len, k;
+    int seen = 0;
+
+    if (f == NULL) {
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    if (size > (long)sizeof buf - 1) {
+        fseek(f, size - (long)sizeof buf + 1, SEEK_SET);
+    } else {
+        rewind(f);
+    }
+    len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    /* back from the end to just after the newline that starts the window */
+    for (k = len; k > 0; k--) {
+        if (buf[k - 1] == '\n' && k != len && ++seen == lines) {
+            break;
+        }
+    }
+    fprintf(stderr, "---- %s (last %d lines) ----\n%s", path, lines, buf + k);
+    if (len > 0 && buf[len - 1] != '\n') {
+        fputc('\n', stderr);
+    }
+}
+
+int tkv_tc_finish(int failed)
+{
+    int k, i;
+    for (k = 0; failed != 0 && k < tkv__tc_nroots; k++) {
+        fprintf(stderr, "testcluster: failed run, node logs of %s:\n",
+                tkv__tc_roots[k]);
+        for (i = 1; i <= TKV_TC_MAX; i++) {
+            char path[300];
+            snprintf(path, sizeof path, "%.255s/n%d.log", tkv__tc_roots[k], i);
+            tkv__tc_tail(path, TKV__TC_TAIL_LINES);
+        }
+    }
+    tkv__tc_remove_roots();
+    return failed;
+}
+
+int tkv_tc_init(struct tkv_tc *tc,
+                const char *name,
+                int base,
+                int n,
+                const char *const *flags)
+{
+    static int registered;
+    struct rlimit rl;
+    size_t off = 0;
+    int i;
+
+    memset(tc, 0, sizeof *tc);
+    if (n < 1 || n > TKV_TC_MAX) {
+        fprintf(stderr, "testcluster: %d nodes (1..%d)\n", n, TKV_TC_MAX);
+        return -1;
+    }
+    for (; flags != NULL && flags[tc->nflags] != NULL; tc->nflags++) {
+        if (tc->nflags == TKV_TC_MAX_FLAGS ||
+            strlen(flags[tc->nflags]) >= sizeof tc->flags[0]) {
+            fprintf(stderr, "testcluster: too many or too long flags\n");
+            return -1;
+        }
+        strcpy(tc->flags[tc->nflags], flags[tc->nflags]);
+    }
+    /* a node that dies mid-write must not kill the test; the abuse test
+     * holds 1000 connections */
+    signal(SIGPIPE, SIG_IGN);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (!registered) {
+        atexit(tkv__tc_remove_roots);
+        registered = 1;
+    }
+    if (tkv__tc_nroots == TKV__TC_ROOTS) {
+        fprintf(stderr, "testcluster: more than %d clusters\n", TKV__TC_ROOTS);
+        return -1;
+    }
+    snprintf(tc->root, sizeof tc->root, "/tmp/tkv-%s-XXXXXX", name);
+    if (mkdtemp(tc->root) == NULL) {
+        fprintf(stderr, "testcluster: mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    strcpy(tkv__tc_roots[tkv__tc_nroots++], tc->root);
+    tc->base = base;
+    tc->n = n;
+    for (i = 1; i <= TKV_TC_MAX; i++) {
+        struct tkv_tc_node *nd = &tc->nodes[i];
+        snprintf(nd->client, sizeof nd->client, "127.0.0.1:%d", base + i);
+        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d", base + 50 + i);
+        snprintf(nd->dir, sizeof nd->dir, "%s/d%d", tc->root, i);
+        snprintf(nd->log, sizeof nd->log, "%s/n%d.log", tc->root, i);
+        if (i <= n) {
+            off += (size_t)snprintf(tc->endpoints + off,
+                                    sizeof tc->endpoints - off, "%s%s",
+                                    i > 1 ? "," : "", nd->client);
+        }
+    }
+    fprintf(stderr, "testcluster: %s in %s, ports %d..\n", name, tc->root,
+            base);
+    return 0;
+}
+
+int tkv_tc_start(struct tkv_tc *tc, int i, enum tkv_tc_mode mode, int join_from)
+{
+    struct tkv_tc_node *nd;
+    const char *node_bin = tkv_tc_bin("tuplekv-node");
+    const char *argv[16 + TKV_TC_MAX_FLAGS];
+    char id[16], boot[TKV_TC_MAX * 80];
+    size_t off = 0;
+    int argc = 0, k;
+    pid_t parent = getpid(), pid;
+
+    if (i < 1 || i > TKV_TC_MAX || tc->nodes[i].pid > 0) {
+        fprintf(stderr, "testcluster: node %d is running or unknown\n", i);
+        return -1;
+    }
+    nd = &tc->nodes[i];
+    snprintf(id, sizeof id, "%d", i);
+    boot[0] = '\0';
+    for (k = 1; k <= tc->n; k++) {
+        off += (size_t)snprintf(boot + off, sizeof boot - off, "%s%d=%s=%s",
+                                k > 1 ? "," : "", k, tc->nodes[k].raft,
+                                tc->nodes[k].client);
+    }
+    argv[argc++] = "tuplekv-node";
+    argv[argc++] = "--id";
+    argv[argc++] = id;
+    argv[argc++] = "--raft-address";
+    argv[argc++] = nd->raft;
+    argv[argc++] = "--client-address";
+    argv[argc++] = nd->client;
+    argv[argc++] = "--data-dir";
+    argv[argc++] = nd->dir;
+    if (mode == TKV_TC_BOOTSTRAP) {
+        argv[argc++] = "--bootstrap";
+        argv[argc++] = boot;
+    } else if (mode == TKV_TC_JOIN) {
+        argv[argc++] = "--join";
+        argv[argc++] = tc->nodes[join_from].client;
+    }
+    for (k = 0; k < tc->nflags; k++) {
+        argv[argc++] = tc->flags[k];
+    }
+    argv[argc] = NULL;
+
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "testcluster: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        /* never outlive the test, even when it crashes; the parent may have
+         * died before the prctl */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(127);
+        }
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(node_bin, (char *const *)argv);
+        _exit(127);
+    }
+    nd->pid = pid;
+    nd->paused = 0;
+    return 0;
+}
+
+int tkv_tc_start_all(struct tkv_tc *tc, enum tkv_tc_mode mode)
+{
+    int i;
+    for (i = 1; i <= tc->n; i++) {
+        if (tkv_tc_start(tc, i, mode, 0) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Wait for a signalled node until deadline, then SIGKILL it: its waitpid
+ * status, or -1 when it had to be killed. */
+static int tkv__tc_reap(struct tkv_tc_node *nd, int64_t deadline)
+{
+    int status = 0;
+    while (waitpid(nd->pid, &status, WNOHANG) == 0) {
+        if (tkv_tc_now_ms() > deadline) {
+            kill(nd->pid, SIGKILL);
+            waitpid(nd->pid, &status, 0);
+            status = -1;
+            break;
+        }
+        tkv_tc_sleep_ms(10);
+    }
+    nd->pid = 0;
+    nd->paused = 0;
+    return status;
+}
+
+int tkv_tc_kill(struct tkv_tc *tc, int i, int sig)
+{
+    struct tkv_tc_node *nd;
+    if (i < 1 || i > TKV_TC_MAX || tc->nodes[i].pid <= 0) {
+        return 0;
+    }
+    nd = &tc->nodes[i];
+    if (nd->paused && sig != SIGSTOP) {
+        kill(nd->pid, SIGCONT);
+        nd->paused = 0;
+    }
+    kill(nd->pid, sig);
+    if (sig == SIGSTOP) {
+        nd->paused = 1;
+    }
+    if (sig == SIGTERM || sig == SIGKILL) {
+        return tkv__tc_reap(nd, tkv_tc_now_ms() + TKV__TC_REAP_MS);
+    }
+    return 0;
+}
+
+void tkv_tc_destroy(struct tkv_tc *tc)
+{
+    int64_t deadline;
+    int i, status;
+
+    /* all at once, so slow shutdowns overlap */
+    for (i = 1; i <= TKV_TC_MAX; i++) {
+        struct tkv_tc_node *nd = &tc->nodes[i];
+        if (nd->pid <= 0) {
+            continue;
+        }
+        if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
+            fprintf(stderr,
+                    "testcluster: node %d had exited on its own "
+                    "(status %d), see %s\n",
+                    i, status, nd->log);
+            nd->pid = 0;
+            continue;
+        }
+        if (nd->paused) {
+            kill(nd->pid, SIGCONT);
+        }
+        kill(nd->pid, SIGTERM);
+    }
+    deadline = tkv_tc_now_ms() + TKV__TC_REAP_MS;
+    for (i = 1; i <= TKV_TC_MAX; i++) {
+        if (tc->nodes[i].pid > 0 && tkv__tc_reap(&tc->nodes[i], deadline) < 0) {
+            fprintf(stderr, "testcluster: node %d ignored SIGTERM\n", i);
+        }
+    }
+}
+
+int tkv_tc_teardown(void **state)
+{
+    if (*state != NULL) {
+        tkv_tc_destroy(*state);
+    }
+    return 0;
+}
+
+int tkv_tc_wait_leader(struct tkv_tc *tc,
+                       int timeout_ms,
+                       tkv_tc_status_cb status_cb,
+                       void *arg)
+{
+    int64_t deadline = tkv_tc_now_ms() + timeout_ms;
+    do {
+        int i, leader = 0, agree = 1;
+        uint64_t agreed_id = 0;
+        for (i = 1; i <= TKV_TC_MAX; i++) {
+            int is_leader = 0;
+            uint64_t leader_id = 0;
+            if (tc->nodes[i].pid <= 0 || tc->nodes[i].paused) {
+                continue;
+            }
+            if (status_cb(arg, tc, i, &is_leader, &leader_id) != 0) {
+                agree = 0;
+                continue;
+            }
+            if (is_leader) {
+                leader = i;
+            }
+            if (leader_id == 0 || (agreed_id != 0 && leader_id != agreed_id)) {
+                agree = 0;
+            }
+            agreed_id = leader_id;
+        }
+        if (leader != 0 && agree && agreed_id == (uint64_t)leader) {
+            return leader;
+        }
+        tkv_tc_sleep_ms(50);
+    } while (tkv_tc_now_ms() < deadline);
+    fprintf(stderr, "testcluster: no agreed leader within %d ms\n", timeout_ms);
+    return 0;
+}
+
+int tkv_tc_log_count(const struct tkv_tc *tc, int i, const char *text)
+{
+    char line[2048];
+    int count = 0;
+    FILE *f = fopen(tc->nodes[i].log, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strstr(line, text) != NULL) {
+            count++;
+        }
+    }
+    fclose(f);
+    return count;
+}
