@@ -41,8 +41,8 @@ void bench_zipf_init(struct bench_zipf *z, uint64_t n, double theta)
     z->theta = theta;
     z->alpha = 1.0 / (1.0 - theta);
     z->zetan = zeta(n, theta);
-    z->eta = (1.0 - pow(2.0 / (double)n, 1.0 - theta)) /
-             (1.0 - zeta2 / z->zetan);
+    z->eta =
+        (1.0 - pow(2.0 / (double)n, 1.0 - theta)) / (1.0 - zeta2 / z->zetan);
     z->half_pow_theta = 1.0 + pow(0.5, theta);
 }
 

@@ -95,7 +95,8 @@ int bench_rec_add(struct bench_rec *r,
     return vec_push(&r->lat[type], lat_s);
 }
 
-/* ---- live view ------------------------------------------------------------ */
+/* ---- live view ------------------------------------------------------------
+ */
 
 static int live_index(double lat_s)
 {
@@ -216,7 +217,8 @@ static void print_secs(FILE *f, const char *fmt, double v)
     fputs(" secs.\n", f);
 }
 
-void bench_print_summary(FILE *f, const struct bench_summary *s,
+void bench_print_summary(FILE *f,
+                         const struct bench_summary *s,
                          const char *fmt)
 {
     long max = 0;
@@ -304,9 +306,9 @@ json_t *bench_summary_json(const struct bench_summary *s)
     json_object_set_new(o, "stddev_s", json_real(s->stddev));
     json_object_set_new(o, "requests_per_s", json_real(s->rps));
     for (i = 0; i < 11 && s->ok > 0; i++) {
-        json_array_append_new(hist, json_pack("{s:f,s:I}", "le_s",
-                                              s->hist_edge[i], "count",
-                                              (json_int_t)s->hist_count[i]));
+        json_array_append_new(
+            hist, json_pack("{s:f,s:I}", "le_s", s->hist_edge[i], "count",
+                            (json_int_t)s->hist_count[i]));
     }
     json_object_set_new(o, "histogram", hist);
     for (i = 0; i < BENCH_NPCT; i++) {

@@ -36,9 +36,9 @@
 #include "bench_stats.h"
 #include "tuplekv.h"
 
-#define DEFAULT_SCAN_MAX 100   /* YCSB's maxscanlength */
-#define LOAD_MIN_CLIENTS 128   /* ycsb load: at least this many in flight */
-#define PROGRESS_AFTER_S 2.0   /* runs shorter than this print no progress */
+#define DEFAULT_SCAN_MAX 100 /* YCSB's maxscanlength */
+#define LOAD_MIN_CLIENTS 128 /* ycsb load: at least this many in flight */
+#define PROGRESS_AFTER_S 2.0 /* runs shorter than this print no progress */
 #define INFLIGHT_SLACK 16
 
 enum cmd { CMD_PUT, CMD_RANGE, CMD_TXN, CMD_YCSB };
@@ -87,7 +87,7 @@ struct conn {
     struct tkv_client *c;
     json_t *value; /* owned: the --val-size string every write stores */
     struct bench_rec rec;
-    long conflicts;         /* txn: CONFLICT replies that were retried */
+    long conflicts;       /* txn: CONFLICT replies that were retried */
     struct trace_ent *tr; /* owned, --trace only */
     size_t ntr, captr;
 };
@@ -101,8 +101,8 @@ struct worker {
     enum optype type;
     double t0;
     unsigned attempts;
-    json_t *keys;   /* owned while a txn runs: its keys (array) */
-    json_t *key;    /* owned while a ycsb rmw runs */
+    json_t *keys; /* owned while a txn runs: its keys (array) */
+    json_t *key;  /* owned while a ycsb rmw runs */
     struct worker *next_idle;
 };
 
@@ -120,10 +120,10 @@ struct bench {
     enum phase phase;
     struct worker *workers;
     unsigned nworkers;
-    double t_start;  /* monotonic seconds */
+    double t_start;    /* monotonic seconds */
     double wall_start; /* the same moment, Unix time (for --trace) */
-    double deadline; /* 0: none */
-    long limit;      /* ops to issue, 0: none */
+    double deadline;   /* 0: none */
+    long limit;        /* ops to issue, 0: none */
     atomic_long issued;
     atomic_int stop;
     atomic_uint active; /* unpaced: workers still issuing */
@@ -220,7 +220,8 @@ static json_t *modified_value(const struct conn *cn, const json_t *old)
     return v;
 }
 
-/* ---- running ops ---------------------------------------------------------- */
+/* ---- running ops ----------------------------------------------------------
+ */
 
 static void next(struct worker *w);
 static int start_op(struct worker *w, long seq);
@@ -236,9 +237,9 @@ static void record(struct worker *w, int rc, const struct tkv_err *err)
 
     if (rc != 0) {
         /* the text is cut to the recorder's width anyway */
-        snprintf(text, sizeof text, "%s: %.100s", tkv_errname(rc),
-                 err != NULL && err->msg[0] != '\0' ? err->msg
-                                                    : tkv_strerror(rc));
+        snprintf(
+            text, sizeof text, "%s: %.100s", tkv_errname(rc),
+            err != NULL && err->msg[0] != '\0' ? err->msg : tkv_strerror(rc));
         etext = text;
         atomic_fetch_add_explicit(&b->live.errors, 1, memory_order_relaxed);
     } else {
@@ -247,8 +248,7 @@ static void record(struct worker *w, int rc, const struct tkv_err *err)
             atomic_fetch_add(&b->acked, 1);
         }
     }
-    if (bench_rec_add(&w->cn->rec, w->type, t - b->t_start, lat, etext) !=
-        0) {
+    if (bench_rec_add(&w->cn->rec, w->type, t - b->t_start, lat, etext) != 0) {
         fprintf(stderr, "tuplekv-bench: out of memory recording\n");
         exit(1);
     }
@@ -376,7 +376,8 @@ static int refused(struct worker *w, int rc, const struct tkv_err *err)
     return -1;
 }
 
-static int submit_set(struct worker *w, json_t *key /* consumed */,
+static int submit_set(struct worker *w,
+                      json_t *key /* consumed */,
                       const json_t *value)
 {
     struct tkv_opts o = write_opts(w->b);
@@ -437,7 +438,9 @@ static int submit_scan(struct worker *w, json_t *start /* consumed */)
 /* -- txn: read K keys (strong), then commit checks of their versions and
  *    the modified values as one atomic batch; on CONFLICT read again. -- */
 
-static void txn_commit_cb(void *arg, int rc, struct tkv_response *res,
+static void txn_commit_cb(void *arg,
+                          int rc,
+                          struct tkv_response *res,
                           const struct tkv_err *err);
 
 static int txn_read(struct worker *w);
@@ -465,8 +468,8 @@ static void txn_read_cb(void *arg,
     }
     for (i = 0; i < n && rc == 0; i++) {
         const json_t *key = json_array_get(w->keys, i);
-        struct tkv_item *it = n == 1 ? res->item
-                                     : (i < res->nitems ? res->items[i] : NULL);
+        struct tkv_item *it =
+            n == 1 ? res->item : (i < res->nitems ? res->items[i] : NULL);
         json_t *nv = modified_value(w->cn, it != NULL ? it->value : NULL);
         rc = tkv_atomic_check(a, key, it != NULL ? it->version : 0, &e);
         if (rc == 0) {
@@ -582,18 +585,18 @@ static enum optype ycsb_pick(struct worker *w)
 {
     double u = bench_rand01(&w->rng);
     switch (w->b->o.workload) {
-    case 'a':
-        return u < 0.5 ? T_READ : T_UPDATE;
-    case 'b':
-        return u < 0.95 ? T_READ : T_UPDATE;
-    case 'c':
-        return T_READ;
-    case 'd':
-        return u < 0.95 ? T_READ : T_INSERT;
-    case 'e':
-        return u < 0.95 ? T_SCAN : T_INSERT;
-    default: /* 'f' */
-        return u < 0.5 ? T_READ : T_RMW;
+        case 'a':
+            return u < 0.5 ? T_READ : T_UPDATE;
+        case 'b':
+            return u < 0.95 ? T_READ : T_UPDATE;
+        case 'c':
+            return T_READ;
+        case 'd':
+            return u < 0.95 ? T_READ : T_INSERT;
+        case 'e':
+            return u < 0.95 ? T_SCAN : T_INSERT;
+        default: /* 'f' */
+            return u < 0.5 ? T_READ : T_RMW;
     }
 }
 
@@ -608,36 +611,37 @@ static int start_op(struct worker *w, long seq)
         return submit_set(w, key_of(b, (uint64_t)seq), w->cn->value);
     }
     switch (b->o.cmd) {
-    case CMD_PUT:
-        w->type = T_UPDATE;
-        return submit_set(w,
-                          key_of(b, b->o.sequential
-                                        ? (uint64_t)seq % (uint64_t)b->o.key_space
-                                        : choose(w)),
-                          w->cn->value);
-    case CMD_RANGE:
-        w->type = T_READ;
-        return submit_range(w);
-    case CMD_TXN:
-        w->type = T_RMW;
-        return start_txn(w);
-    case CMD_YCSB:
-        break;
+        case CMD_PUT:
+            w->type = T_UPDATE;
+            return submit_set(
+                w,
+                key_of(b, b->o.sequential
+                              ? (uint64_t)seq % (uint64_t)b->o.key_space
+                              : choose(w)),
+                w->cn->value);
+        case CMD_RANGE:
+            w->type = T_READ;
+            return submit_range(w);
+        case CMD_TXN:
+            w->type = T_RMW;
+            return start_txn(w);
+        case CMD_YCSB:
+            break;
     }
     w->type = ycsb_pick(w);
     switch (w->type) {
-    case T_READ:
-        return submit_get(w, key_of(b, choose(w)));
-    case T_UPDATE:
-        return submit_set(w, key_of(b, choose(w)), w->cn->value);
-    case T_INSERT: {
-        long k = b->o.key_space + atomic_fetch_add(&b->inserted, 1);
-        return submit_set(w, key_of(b, (uint64_t)k), w->cn->value);
-    }
-    case T_SCAN:
-        return submit_scan(w, key_of(b, choose(w)));
-    default:
-        return start_rmw(w, key_of(b, choose(w)));
+        case T_READ:
+            return submit_get(w, key_of(b, choose(w)));
+        case T_UPDATE:
+            return submit_set(w, key_of(b, choose(w)), w->cn->value);
+        case T_INSERT: {
+            long k = b->o.key_space + atomic_fetch_add(&b->inserted, 1);
+            return submit_set(w, key_of(b, (uint64_t)k), w->cn->value);
+        }
+        case T_SCAN:
+            return submit_scan(w, key_of(b, choose(w)));
+        default:
+            return start_rmw(w, key_of(b, choose(w)));
     }
 }
 
@@ -731,8 +735,9 @@ static double run_phase(struct bench *b,
         }
         pthread_mutex_unlock(&b->mu);
     } else {
-        /* The pacer: one start every 1/rate s, no catching up (etcd's
-         * rate.Limiter with a burst of 1). */
+        /* The pacer: one start every 1/rate s on a fixed schedule; a pacer
+         * late by more than 20 ms (no idle client, a slow wakeup) drops
+         * the missed starts instead of bursting them. */
         double interval = 1.0 / b->o.rate, last_p = b->t_start;
         for (i = 0; i < nworkers; i++) {
             b->workers[i].next_idle = b->idle;
@@ -750,7 +755,7 @@ static double run_phase(struct bench *b,
                 d.tv_nsec = (long)((next_t - t - (double)d.tv_sec) * 1e9);
                 nanosleep(&d, NULL);
             }
-            next_t = fmax(next_t, now_s()) + interval;
+            next_t = fmax(next_t + interval, now_s() - 0.02);
             pthread_mutex_lock(&b->mu);
             while (b->idle == NULL) {
                 timed_wait(b, 0.5);
@@ -807,7 +812,8 @@ static void usage(FILE *f)
         "Commands (flags as etcd's tools/benchmark):\n"
         "  put     set random keys of the key space\n"
         "  range   read one key (KEY: a JSON array or a one-part string key;\n"
-        "          none: write one key of --val-size bytes first and read it);\n"
+        "          none: write one key of --val-size bytes first and read "
+        "it);\n"
         "          with END, list [KEY, END)\n"
         "  txn     read-modify-write transactions: strong read of --txn-keys\n"
         "          keys, then one atomic commit checking their versions;\n"
@@ -905,8 +911,8 @@ static long parse_long(const char *flag, const char *v, long min, long max)
     errno = 0;
     x = strtol(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || x < min || x > max) {
-        fprintf(stderr, "tuplekv-bench: %s: bad number '%s' (%ld..%ld)\n",
-                flag, v, min, max);
+        fprintf(stderr, "tuplekv-bench: %s: bad number '%s' (%ld..%ld)\n", flag,
+                v, min, max);
         exit(2);
     }
     return x;
@@ -1187,12 +1193,12 @@ static void add_args_json(const struct bench *b, json_t *root)
 {
     const struct opts *o = &b->o;
     json_t *a = json_object();
-    json_object_set_new(a, "endpoints",
-                        json_string(o->endpoints != NULL
-                                        ? o->endpoints
-                                        : (getenv("TUPLEKV_ENDPOINTS")
-                                               ? getenv("TUPLEKV_ENDPOINTS")
-                                               : TKV_DEFAULT_ENDPOINTS)));
+    json_object_set_new(
+        a, "endpoints",
+        json_string(o->endpoints != NULL ? o->endpoints
+                                         : (getenv("TUPLEKV_ENDPOINTS")
+                                                ? getenv("TUPLEKV_ENDPOINTS")
+                                                : TKV_DEFAULT_ENDPOINTS)));
     json_object_set_new(a, "conns", json_integer(o->conns));
     json_object_set_new(a, "clients", json_integer(o->clients));
     json_object_set_new(a, "key_size", json_integer((json_int_t)o->key_size));
@@ -1201,9 +1207,8 @@ static void add_args_json(const struct bench *b, json_t *root)
     json_object_set_new(a, "duration_s", json_real(o->duration));
     json_object_set_new(a, "key_space_size", json_integer(o->key_space));
     json_object_set_new(a, "rate", json_real(o->rate));
-    json_object_set_new(
-        a, "consistency",
-        json_string(o->consistency == TKV_STRONG ? "l" : "s"));
+    json_object_set_new(a, "consistency",
+                        json_string(o->consistency == TKV_STRONG ? "l" : "s"));
     json_object_set_new(a, "distribution",
                         json_string(o->uniform ? "uniform" : "zipfian"));
     if (!o->uniform) {
@@ -1295,16 +1300,17 @@ static int report(struct bench *b, double wall, json_t *load_json)
             if (by[t].ok == 0 && by[t].errors == 0) {
                 continue;
             }
-            printf("\n[%s] ops %ld, errors %ld, %.1f/s, average %.3f ms, "
-                   "p50 %.3f ms, p99 %.3f ms, slowest %.3f ms\n",
-                   type_names[t], by[t].ok, by[t].errors, by[t].rps,
-                   by[t].average * 1e3, by[t].pct[2] * 1e3,
-                   by[t].pct[6] * 1e3, by[t].slowest * 1e3);
+            printf(
+                "\n[%s] ops %ld, errors %ld, %.1f/s, average %.3f ms, "
+                "p50 %.3f ms, p99 %.3f ms, slowest %.3f ms\n",
+                type_names[t], by[t].ok, by[t].errors, by[t].rps,
+                by[t].average * 1e3, by[t].pct[2] * 1e3, by[t].pct[6] * 1e3,
+                by[t].slowest * 1e3);
         }
     }
     if (b->o.cmd == CMD_TXN) {
-        printf("\nTransactions: %ld committed, %ld conflicts retried\n",
-               all.ok, conflicts);
+        printf("\nTransactions: %ld committed, %ld conflicts retried\n", all.ok,
+               conflicts);
     }
     if (b->o.sample) {
         printf("\nOps per second:\n");
@@ -1336,14 +1342,14 @@ static int report(struct bench *b, double wall, json_t *load_json)
         json_object_set_new(root, "ops_per_second", ts);
         ej = json_array();
         for (k = 0; k < errs.n; k++) {
-            json_array_append_new(ej, json_pack("{s:s,s:I}", "error",
-                                                errs.e[k].text, "count",
-                                                (json_int_t)errs.e[k].count));
+            json_array_append_new(
+                ej, json_pack("{s:s,s:I}", "error", errs.e[k].text, "count",
+                              (json_int_t)errs.e[k].count));
         }
         if (errs.other > 0) {
-            json_array_append_new(ej, json_pack("{s:s,s:I}", "error", "other",
-                                                "count",
-                                                (json_int_t)errs.other));
+            json_array_append_new(
+                ej, json_pack("{s:s,s:I}", "error", "other", "count",
+                              (json_int_t)errs.other));
         }
         json_object_set_new(root, "error_distribution", ej);
         if (b->o.cmd == CMD_TXN) {
@@ -1355,8 +1361,7 @@ static int report(struct bench *b, double wall, json_t *load_json)
         }
         if (json_dump_file(root, b->o.json_path,
                            JSON_INDENT(1) | JSON_SORT_KEYS) != 0) {
-            fprintf(stderr, "tuplekv-bench: cannot write %s\n",
-                    b->o.json_path);
+            fprintf(stderr, "tuplekv-bench: cannot write %s\n", b->o.json_path);
             json_decref(root);
             free(lats);
             free(per_sec);
@@ -1428,10 +1433,10 @@ int main(int argc, char **argv)
     if (!b.o.uniform || (b.o.cmd == CMD_YCSB && b.o.workload == 'd')) {
         bench_zipf_init(&b.zipf, (uint64_t)b.o.key_space, b.o.theta);
     }
-    load_clients = b.o.load_clients > 0
-                       ? b.o.load_clients
-                       : (b.o.clients > LOAD_MIN_CLIENTS ? b.o.clients
-                                                         : LOAD_MIN_CLIENTS);
+    load_clients =
+        b.o.load_clients > 0
+            ? b.o.load_clients
+            : (b.o.clients > LOAD_MIN_CLIENTS ? b.o.clients : LOAD_MIN_CLIENTS);
     connect_all(&b, b.o.cmd == CMD_YCSB && load_clients > b.o.clients
                         ? load_clients
                         : b.o.clients);

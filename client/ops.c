@@ -838,6 +838,11 @@ int tkv_members(struct tkv_client *c,
     *out = NULL;
     *n = 0;
     args_init(&a, TKV_OP_MEMBERS);
+    /* The leader's view: a follower redirects (NOT_LEADER), which the call
+     * follows. An eventual request may be answered by any node once the
+     * protocol carries consistency for members (proto/ encodes only the
+     * arguments an op accepts, so this is inert until then). */
+    a.req.eventual = tkv__eventual(c, opts);
     rv = run_sync(c, &a.req, TKV__READ, opts, &call, err);
     args_close(&a);
     if (rv != 0) {

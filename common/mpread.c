@@ -13,17 +13,6 @@ void tkv_mpr_init(struct tkv_mpr *r, const void *p, size_t len)
     r->have = 0;
 }
 
-int tkv__mpr_fail(struct tkv_mpr *r,
-                  enum tkv_mpr_why why,
-                  uint64_t want,
-                  size_t have)
-{
-    r->why = why;
-    r->want = want;
-    r->have = have;
-    return TKV_ECORRUPT;
-}
-
 /* Type of each type byte: a table, so that tkv__mpr_type_of() costs one
  * load on every item. */
 /* clang-format off */

@@ -9,8 +9,12 @@
  *   writes  set, delete, atomic: the request becomes one struct tkv_cmd
  *           (session/seq/ack passed through for deduplication) and goes to
  *           the batcher; the reply waits for the apply on this leader.
- *   admin   status, members (local), member_add, member_remove, transfer
- *           (raft membership changes, leader only). */
+ *   admin   status (local); members: the leader's view (client/tuplekv.h),
+ *           so a follower answers NOT_LEADER with the leader's address
+ *           unless the request is eventual (req.eventual: only set once
+ *           proto/ accepts "consistency" on members; until then every
+ *           members request is strong); member_add, member_remove,
+ *           transfer (raft membership changes, leader only). */
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -222,6 +226,15 @@ static void tkv__op_members(struct tkv_server *s, struct tkv_request *r)
     struct tkv_reply rep;
     size_t n, i;
 
+    /* A follower's configuration may lag the leader's (or be that of a
+     * node cut off from the cluster); the documented answer is the
+     * leader's view. The reply names the leader, which the client follows
+     * (UNAVAILABLE when no leader is known: the client retries). */
+    if (!r->req.eventual && !tkv_replica_is_leader(s->rep)) {
+        tkv_server_reply_error(r, TKV_ENOT_LEADER,
+                               "members is answered by the leader");
+        return;
+    }
     n = tkv_replica_members(s->rep, m, TKV__MEMBERS_MAX);
     if (n > TKV__MEMBERS_MAX) {
         n = TKV__MEMBERS_MAX;

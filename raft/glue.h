@@ -13,6 +13,7 @@
 #include "../common/buf.h"
 #include "fsm.h"
 #include "replica.h"
+#include "snapgate.h"
 
 struct tkv__waiter {
     tkv_write_cb cb; /* NULL: internal command (tick, member address) */
@@ -59,6 +60,7 @@ struct tkv__change {
     struct raft_change change;     /* change.data = this */
     struct raft_transfer transfer; /* transfer.data = this */
     int then_redirect;             /* self-removal: transfer, NOT_LEADER */
+    int accepted; /* raft took a raft_add/remove/assign: may be applied */
 };
 
 enum {
@@ -82,6 +84,7 @@ struct tkv_replica {
     struct raft_io io;
     struct raft raft;
     struct tkv_fsm fsm; /* owned */
+    struct tkv_snapgate gate; /* over io: raft 0.22.1 install/take race */
     int raft_inited;
 
     uv_check_t turn;   /* end of loop turn: flush, barrier */

@@ -73,6 +73,24 @@ static void tkv__change_done(struct tkv__change *c, int code, const char *msg)
 {
     static const char *const kinds[] = {"", "add", "remove", "transfer"};
     struct tkv_replica *r = c->rep;
+    char unknown[320];
+
+    /* Once raft accepted a configuration change (raft_add, raft_remove or
+     * raft_assign returned 0), its entry may be in the log, and may be
+     * committed by the next leader even though this one lost leadership or
+     * shut down before learning the outcome. Membership changes are not
+     * deduplicated, so a "retry elsewhere" answer (NOT_LEADER, UNAVAILABLE,
+     * SHUTDOWN) would be a lie: the outcome is unknown (client/tuplekv.h). */
+    if (c->accepted && c->kind != TKV__CHANGE_TRANSFER &&
+        (code == TKV_ENOT_LEADER || code == TKV_EUNAVAILABLE ||
+         code == TKV_ESHUTDOWN || code == TKV_ETIMEOUT)) {
+        snprintf(unknown, sizeof unknown,
+                 "outcome unknown: %s after the membership change was "
+                 "proposed; it may or may not be applied (check members)",
+                 msg != NULL && msg[0] != '\0' ? msg : tkv_errname(code));
+        code = TKV_EUNKNOWN;
+        msg = unknown;
+    }
     r->change = NULL;
     if (code == 0) {
         tkv_log_info("membership: %s %llu done", kinds[c->kind],
@@ -91,6 +109,8 @@ static void tkv__change_fail_raft(struct tkv__change *c, int status)
 {
     char msg[256];
     snprintf(msg, sizeof msg, "%s", raft_strerror(status));
+    /* LEADERSHIPLOST: NOT_LEADER when raft had accepted nothing yet (so
+     * the client retries on the new leader), else UNKNOWN (change_done). */
     tkv__change_done(c,
                      status == RAFT_LEADERSHIPLOST ? TKV_ENOT_LEADER
                                                    : tkv__raft_code(status),
@@ -140,7 +160,9 @@ static void tkv__promote(struct tkv__change *c)
                          tkv__assign_cb);
     if (rv != 0) {
         tkv__change_fail_raft(c, rv);
+        return;
     }
+    c->accepted = 1;
 }
 
 static void tkv__add_cb(struct raft_change *req, int status)
@@ -219,6 +241,7 @@ int tkv_replica_member_add(struct tkv_replica *r,
         return tkv_err_set(err, tkv__raft_code(rv), "add member: %s",
                            raft_errmsg(&r->raft));
     }
+    c->accepted = 1;
     return 0;
 }
 
@@ -312,6 +335,7 @@ int tkv_replica_member_remove(struct tkv_replica *r,
     } else {
         tkv_log_info("membership: removing %llu", (unsigned long long)id);
         rv = raft_remove(&r->raft, &c->change, id, tkv__remove_cb);
+        c->accepted = rv == 0;
     }
     if (rv != 0) {
         r->change = NULL;

@@ -163,6 +163,8 @@ static void tkv__turn_cb(uv_check_t *h)
         return;
     }
     tkv__watch(r);
+    /* Install snapshots held back while our own snapshot was written. */
+    tkv_snapgate_flush(&r->gate);
     /* Answer what raft has applied before its callbacks say so: canonical
      * raft 0.22 queues request callbacks and fires them on a later event
      * (often the next heartbeat tick), which would add up to heartbeat_ms
@@ -222,6 +224,7 @@ static void tkv__handle_close_cb(uv_handle_t *h)
 static void tkv__raft_close_cb(struct raft *raft)
 {
     struct tkv_replica *r = raft->data;
+    tkv_snapgate_close(&r->gate);
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
     r->handles_open = 2;
@@ -249,6 +252,7 @@ void tkv_replica_close(struct tkv_replica *r,
 static void tkv__raft_abort_cb(struct raft *raft)
 {
     struct tkv_replica *r = raft->data;
+    tkv_snapgate_close(&r->gate);
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
     tkv_fsm_close(&r->fsm);
@@ -312,6 +316,9 @@ int tkv_replica_start(uv_loop_t *loop,
         goto err_after_transport_init;
     }
     raft_uv_set_connect_retry_delay(&r->io, 200);
+    /* Work around raft 0.22.1 crashing when an install snapshot arrives
+     * while our own snapshot is being written (see snapgate.h). */
+    tkv_snapgate_install(&r->gate, &r->io, &r->fsm.out_busy);
     rv = raft_init(&r->raft, &r->io, &r->fsm.raft_fsm, cfg->id,
                    cfg->raft_address);
     if (rv != 0) {
@@ -381,6 +388,7 @@ err_after_raft_init:
     raft_close(&r->raft, tkv__raft_abort_cb);
     return rv;
 err_after_io_init:
+    tkv_snapgate_close(&r->gate);
     raft_uv_close(&r->io);
 err_after_transport_init:
     raft_uv_tcp_close(&r->transport);

@@ -628,8 +628,9 @@ static int ext_error(int8_t type, struct tkv_err *err)
 
 /* The item at the position could not be read: a bin or an ext is refused
  * for what it is even when cut short (an ext is named from its header),
- * anything else is truncated. */
-static int unreadable(struct walk *w)
+ * anything else is truncated. Out of line: walk_value recurses, and its
+ * frame is paid on every item. */
+__attribute__((cold, noinline)) static int unreadable(struct walk *w)
 {
     int8_t x = 0;
     switch (tkv_mpr_peek(&w->r)) {

@@ -6,6 +6,7 @@
 #   tests/run.sh                 everything
 #   FUZZ_SECONDS=60 tests/run.sh longer fuzzing (default 15 s per target)
 #   TKV_SKIP_FUZZ=1 tests/run.sh skip the fuzz stage (local iteration only)
+#   TKV_SKIP_JEPSEN=1 tests/run.sh skip the fault-injection stage
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -54,6 +55,11 @@ if [ "${TKV_SKIP_FUZZ:-0}" != 1 ]; then
         rm -f "$log"
         rm -rf "$work"
     done
+fi
+
+if [ "${TKV_SKIP_JEPSEN:-0}" != 1 ]; then
+    step "fault injection (jepsen/run --ci: bank + append, partitions and kills)"
+    jepsen/run --ci
 fi
 
 step "all tests passed"

@@ -725,11 +725,104 @@ static void test_wrong_type_keeps_position(void **state)
     assert_int_equal(s[0], 'z');
     assert_int_equal(tkv_mpr_remaining(&r), 0);
 
+    /* the outputs of a failed read are zero */
+    reader(&r, buf, "c0");
+    u = 1;
+    i = 1;
+    d = 1;
+    b = 1;
+    n = 1;
+    x = 1;
+    s = "x";
+    p = buf;
+    assert_int_equal(tkv_mpr_uint(&r, &u), TKV_ECORRUPT);
+    assert_int_equal(tkv_mpr_int(&r, &i), TKV_ECORRUPT);
+    assert_int_equal(tkv_mpr_float(&r, &d), TKV_ECORRUPT);
+    assert_int_equal(tkv_mpr_bool(&r, &b), TKV_ECORRUPT);
+    assert_true(u == 0 && i == 0 && d == 0 && b == 0);
+    assert_int_equal(tkv_mpr_str(&r, &s, &n), TKV_ECORRUPT);
+    assert_true(s == NULL && n == 0);
+    n = 1;
+    assert_int_equal(tkv_mpr_ext(&r, &x, &p, &n), TKV_ECORRUPT);
+    assert_true(x == 0 && p == NULL && n == 0);
+
     /* a wrong type is named before its cut header is */
     reader(&r, buf, "df 00");
     assert_failed(&r, tkv_mpr_array(&r, &n), TKV_MPR_TYPE, 0);
     reader(&r, buf, "c5 00");
     assert_failed(&r, tkv_mpr_str(&r, &s, &n), TKV_MPR_TYPE, 0);
+}
+
+/* ---- tkv_mpr_next ---- */
+
+static void test_next(void **state)
+{
+    uint8_t buf[64] = {0};
+    struct tkv_mpr r;
+    struct tkv_mp_item it;
+    (void)state;
+
+    /* one of each, in a row */
+    reader(&r, buf,
+           "c0 c3 cd 01 00 d0 80 ca 3f c0 00 00 a2 68 69 c4 01 ff"
+           "d5 fe aa bb 93 de 00 01 dd ff ff ff ff");
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_NIL);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_BOOL);
+    assert_int_equal(it.v.b, 1);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_UINT);
+    assert_true(it.v.u == 256);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_NINT);
+    assert_true(it.v.i == -128);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_FLOAT);
+    assert_true(it.v.f == 1.5);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_STR);
+    assert_int_equal(it.v.raw.n, 2);
+    assert_memory_equal(it.v.raw.p, "hi", 2);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_BIN);
+    assert_int_equal(it.v.raw.n, 1);
+    assert_int_equal(it.v.raw.p[0], 0xff);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_EXT);
+    assert_int_equal(it.v.raw.type, -2);
+    assert_int_equal(it.v.raw.n, 2);
+    assert_int_equal(it.v.raw.p[1], 0xbb);
+    /* containers: just the header, the count unchecked */
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_ARRAY);
+    assert_int_equal(it.v.count, 3);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_MAP);
+    assert_int_equal(it.v.count, 1);
+    assert_int_equal(tkv_mpr_next(&r, &it), 0);
+    assert_int_equal(it.type, TKV_MP_ARRAY);
+    assert_true(it.v.count == UINT32_MAX);
+    assert_int_equal(tkv_mpr_remaining(&r), 0);
+    assert_failed(&r, tkv_mpr_next(&r, &it), TKV_MPR_END, r.len);
+    assert_int_equal(it.type, TKV_MP_END);
+
+    /* failures: what the typed reader would say, nothing moves */
+    reader(&r, buf, "c1");
+    assert_failed(&r, tkv_mpr_next(&r, &it), TKV_MPR_TYPE, 0);
+    assert_int_equal(it.type, TKV_MP_END);
+    reader(&r, buf, "d1 ff");
+    assert_failed(&r, tkv_mpr_next(&r, &it), TKV_MPR_BODY, 0);
+    reader(&r, buf, "da 00");
+    assert_failed(&r, tkv_mpr_next(&r, &it), TKV_MPR_HEADER, 0);
+    reader(&r, buf, "a3 61");
+    assert_failed(&r, tkv_mpr_next(&r, &it), TKV_MPR_BODY, 0);
+    assert_int_equal(r.want, 3);
+    assert_int_equal(r.have, 1);
+    reader(&r, buf, "de 00");
+    assert_failed(&r, tkv_mpr_next(&r, &it), TKV_MPR_HEADER, 0);
+    reader(&r, buf, "c7 05 01 00");
+    assert_failed(&r, tkv_mpr_next(&r, &it), TKV_MPR_BODY, 0);
 }
 
 int main(void)
@@ -746,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_skip_nested),
         cmocka_unit_test(test_skip_depth),
         cmocka_unit_test(test_wrong_type_keeps_position),
+        cmocka_unit_test(test_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
