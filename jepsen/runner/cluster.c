@@ -84,9 +84,12 @@ int tkvj_cluster_init(struct tkvj_cluster *cl, struct tkvj_run *r)
         nd->id = i;
         snprintf(nd->ns, sizeof nd->ns, "%s-n%d", o->ns_prefix, i);
         snprintf(nd->ip, sizeof nd->ip, "%s.%d", o->net, 10 + i);
-        snprintf(nd->client, sizeof nd->client, "%s:%d", nd->ip,
+        /* from the option, not nd->ip: gcc's -Wrestrict (sanitizer
+         * builds) cannot tell that two members do not overlap */
+        snprintf(nd->client, sizeof nd->client, "%s.%d:%d", o->net, 10 + i,
                  TKVJ_CLIENT_PORT);
-        snprintf(nd->raft, sizeof nd->raft, "%s:%d", nd->ip, TKVJ_RAFT_PORT);
+        snprintf(nd->raft, sizeof nd->raft, "%s.%d:%d", o->net, 10 + i,
+                 TKVJ_RAFT_PORT);
         snprintf(nd->data_dir, sizeof nd->data_dir, "%s/data/n%d", o->store,
                  i);
         snprintf(nd->log_path, sizeof nd->log_path, "%s/n%d.log", o->store,

@@ -201,8 +201,10 @@ int tkv_tc_start(struct tkv_tc *tc, int i, enum tkv_tc_mode mode, int join_from)
     int argc = 0, k;
     pid_t parent = getpid(), pid;
 
-    if (i < 1 || i > TKV_TC_MAX || tc->nodes[i].pid > 0) {
-        fprintf(stderr, "testcluster: node %d is running or unknown\n", i);
+    if (i < 1 || i > TKV_TC_MAX || tc->nodes[i].pid > 0 ||
+        (mode == TKV_TC_JOIN && (join_from < 1 || join_from > TKV_TC_MAX))) {
+        fprintf(stderr, "testcluster: cannot start node %d (join via %d)\n", i,
+                join_from);
         return -1;
     }
     nd = &tc->nodes[i];

@@ -12,7 +12,8 @@
  *   1. tkv_tc_init: addresses and the temp root; no process yet.
  *   2. tkv_tc_start / tkv_tc_start_all: fork and exec tuplekv-node. Every
  *      child gets PR_SET_PDEATHSIG = SIGKILL, so no node outlives its test
- *      (crash, abort, CTest timeout).
+ *      (crash, abort, CTest timeout). The signal comes when the thread that
+ *      forked ends, so start nodes from the test's main thread.
  *   3. tkv_tc_kill: SIGKILL/SIGTERM reap the node, SIGSTOP/SIGCONT pause and
  *      resume it; tkv_tc_start(TKV_TC_RESTART) brings it back on its data.
  *   4. tkv_tc_destroy, from a cmocka teardown (tkv_tc_teardown) so that it
@@ -81,7 +82,8 @@ int tkv_tc_teardown(void **state);
 int tkv_tc_finish(int failed);
 
 /* Start node i (not running); join_from is the node whose client address
- * TKV_TC_JOIN goes through. 0, or -1 after printing why. */
+ * TKV_TC_JOIN goes through (ignored otherwise). 0, or -1 after printing
+ * why. */
 int tkv_tc_start(struct tkv_tc *tc,
                  int i,
                  enum tkv_tc_mode mode,
