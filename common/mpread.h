@@ -5,9 +5,9 @@
  * for 128 GB), so bytes from outside (frames, log entries, snapshots) are
  * read with this cursor instead: each call reads one item of the expected
  * type and moves on, strings and bins point into the buffer, and nothing is
- * allocated. It is the only msgpack byte parser in the tree: the log entry
- * codec, the value checker, the snapshot reader and the frame pre-scan all
- * read through it.
+ * allocated. It is the only hand-written msgpack parser in the tree: the
+ * log entry codec, the value checker, the snapshot reader and the frame
+ * pre-scan all read through it.
  *
  * Every failure (wrong type, truncated input) is TKV_ECORRUPT and leaves
  * the position where it was, so the caller can peek at what is there; the
@@ -70,7 +70,7 @@ struct tkv_mpr {
 
 /* One item of any type, as tkv_mpr_next() reads it. */
 struct tkv_mp_item {
-    enum tkv_mp_type type; /* never TKV_MP_END or TKV_MP_BAD */
+    enum tkv_mp_type type; /* TKV_MP_END after a failure, never BAD */
     union {
         int b;      /* BOOL */
         uint64_t u; /* UINT */
@@ -649,8 +649,11 @@ static inline int tkv_mpr_next(struct tkv_mpr *r, struct tkv_mp_item *it)
     uint8_t b = 0;
     int rv = tkv__mpr_first(r, &b);
 
-    /* every member set on every path: callers read v by type */
-    memset(&it->v, 0, sizeof it->v);
+    /* zero first (raw spans the whole union): the helpers set their
+     * outputs only on success, and callers read v by type */
+    it->v.raw.p = NULL;
+    it->v.raw.n = 0;
+    it->v.raw.type = 0;
     it->type = rv == 0 ? tkv__mpr_type_of(r, b) : TKV_MP_END;
     switch (it->type) {
         case TKV_MP_END:

@@ -29,8 +29,10 @@ void tkv_replica_config_default(struct tkv_replica_config *cfg)
     cfg->tick_ms = 500;
     cfg->election_timeout_ms = 1000;
     cfg->heartbeat_ms = 100;
-    cfg->snapshot_threshold = 1024;
-    cfg->snapshot_trailing = 256;
+    /* 16k entries: at 1024 a loaded node snapshotted ~every second and
+     * spent half its time in them (bench/results/2026-11-27-1319.md) */
+    cfg->snapshot_threshold = 16384;
+    cfg->snapshot_trailing = 1024;
     cfg->snapshot_mode = TKV_SNAP_FORK;
 }
 

@@ -39,7 +39,9 @@ ctest --test-dir build-asan --output-on-failure -j "$JOBS"
 if [ "${TKV_SKIP_FUZZ:-0}" != 1 ]; then
     step "fuzzing (build-fuzz/, ${FUZZ_SECONDS}s per target)"
     CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTUPLEKV_FUZZ=ON >/dev/null
-    cmake --build build-fuzz -j "$JOBS"
+    targets=$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c; done)
+    # shellcheck disable=SC2086
+    cmake --build build-fuzz -j "$JOBS" --target $targets
     for fuzzer in build-fuzz/bin/fuzz_*; do
         name=$(basename "$fuzzer")
         corpus="$ROOT/tests/fuzz/corpus/$name"

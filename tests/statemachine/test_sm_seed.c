@@ -173,16 +173,16 @@ static void seed_pagination(void **state)
     struct smt *t = *state;
     char cursor[TKV_CURSOR_MAX] = "", key[64];
     const char *expect_pages[3] = {
-        "[[\"notes\",\"n00\"],[\"notes\",\"n01\"],[\"notes\",\"n02\"],"
+        ("[[\"notes\",\"n00\"],[\"notes\",\"n01\"],[\"notes\",\"n02\"],"
         "[\"notes\",\"n03\"],[\"notes\",\"n04\"],[\"notes\",\"n05\"],"
         "[\"notes\",\"n06\"],[\"notes\",\"n07\"],[\"notes\",\"n08\"],"
-        "[\"notes\",\"n09\"]]",
-        "[[\"notes\",\"n10\"],[\"notes\",\"n11\"],[\"notes\",\"n12\"],"
+        "[\"notes\",\"n09\"]]"),
+        ("[[\"notes\",\"n10\"],[\"notes\",\"n11\"],[\"notes\",\"n12\"],"
         "[\"notes\",\"n13\"],[\"notes\",\"n14\"],[\"notes\",\"n15\"],"
         "[\"notes\",\"n16\"],[\"notes\",\"n17\"],[\"notes\",\"n18\"],"
-        "[\"notes\",\"n19\"]]",
-        "[[\"notes\",\"n20\"],[\"notes\",\"n21\"],[\"notes\",\"n22\"],"
-        "[\"notes\",\"n23\"],[\"notes\",\"n24\"]]",
+        "[\"notes\",\"n19\"]]"),
+        ("[[\"notes\",\"n20\"],[\"notes\",\"n21\"],[\"notes\",\"n22\"],"
+         "[\"notes\",\"n23\"],[\"notes\",\"n24\"]]"),
     };
     for (int i = 24; i >= 0; i--) {
         snprintf(key, sizeof key, "[\"notes\",\"n%02d\"]", i);
