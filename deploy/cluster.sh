@@ -198,8 +198,16 @@ case "$cmd" in
         first=$(echo "$existing" | head -n 1)
         last=$(echo "$existing" | tail -n 1)
         echo "try:"
-        echo "  $BIN --probe $(client_addr "$first") set '[\"hello\",1]' '{\"msg\":\"world\"}'"
-        echo "  $BIN --probe $(client_addr "$last") get '[\"hello\",1]'"
+        ctl="$(dirname "$BIN")/tuplekvctl"
+        if [ -x "$ctl" ]; then
+            eps=""
+            for i in $(known_nodes); do eps="$eps${eps:+,}$(client_addr "$i")"; done
+            echo "  $ctl -e $eps set '[\"hello\",1]' '{\"msg\":\"world\"}'"
+            echo "  $ctl -e $eps get '[\"hello\",1]'"
+        else
+            echo "  $BIN --probe $(client_addr "$first") set '[\"hello\",1]' '{\"msg\":\"world\"}'"
+            echo "  $BIN --probe $(client_addr "$last") get '[\"hello\",1]'"
+        fi
         echo "  $0 status"
         ;;
     down)
