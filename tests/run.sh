@@ -42,7 +42,7 @@ if [ "${TKV_SKIP_FUZZ:-0}" != 1 ]; then
     targets=$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c; done)
     # shellcheck disable=SC2086
     cmake --build build-fuzz -j "$JOBS" --target $targets
-    for fuzzer in build-fuzz/bin/fuzz_*; do
+    for fuzzer in "$ROOT"/build-fuzz/bin/fuzz_*; do
         name=$(basename "$fuzzer")
         corpus="$ROOT/tests/fuzz/corpus/$name"
         work=$(mktemp -d)
