@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../common/addr.h"
 #include "../common/buf.h"
 #include "../common/error.h"
 #include "../proto/proto.h"
@@ -197,13 +198,6 @@ void tkv__io_stop(struct tkv_client *c);
 void tkv__io_submit(struct tkv_client *c, struct tkv__call *call);
 /* 1 when running on c's I/O thread. */
 int tkv__io_on_thread(const struct tkv_client *c);
-/* Check "host:port"; 0 or TKV_EINVALID with a message. */
-int tkv__endpoint_parse(const char *s,
-                        size_t len,
-                        char *host /* OUT */,
-                        size_t hostcap,
-                        int *port /* OUT */,
-                        struct tkv_err *err);
 
 /* call.c */
 

@@ -134,69 +134,6 @@ int tkv__io_on_thread(const struct tkv_client *c)
 /* ------------------------------------------------------------------ */
 /* Endpoints                                                           */
 
-int tkv__endpoint_parse(const char *s,
-                        size_t len,
-                        char *host,
-                        size_t hostcap,
-                        int *port,
-                        struct tkv_err *err)
-{
-    const char *colon;
-    const char *h = s;
-    size_t hlen;
-    long p = 0;
-    size_t i;
-
-    if (len == 0) {
-        return tkv_err_set(err, TKV_EINVALID, "empty endpoint");
-    }
-    if (s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (close == NULL || close + 1 >= s + len || close[1] != ':') {
-            return tkv_err_set(err, TKV_EINVALID,
-                               "bad endpoint '%.*s': expected [ipv6]:port",
-                               (int)len, s);
-        }
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = NULL;
-        for (i = len; i > 0; i--) {
-            if (s[i - 1] == ':') {
-                colon = s + i - 1;
-                break;
-            }
-        }
-        if (colon == NULL) {
-            return tkv_err_set(err, TKV_EINVALID,
-                               "bad endpoint '%.*s': expected host:port",
-                               (int)len, s);
-        }
-        hlen = (size_t)(colon - s);
-    }
-    if (hlen == 0 || hlen >= hostcap) {
-        return tkv_err_set(err, TKV_EINVALID, "bad endpoint '%.*s': %s host",
-                           (int)len, s, hlen == 0 ? "empty" : "too long");
-    }
-    for (i = (size_t)(colon + 1 - s); i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || p > 65535) {
-            p = -1;
-            break;
-        }
-        p = p * 10 + (s[i] - '0');
-    }
-    if ((size_t)(colon + 1 - s) == len || p < 1 || p > 65535) {
-        return tkv_err_set(err, TKV_EINVALID,
-                           "bad endpoint '%.*s': port must be 1..65535",
-                           (int)len, s);
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (int)p;
-    return 0;
-}
-
 static int ep_resolve(struct tkv__endpoint *ep, char *msg, size_t msgcap)
 {
     char host[256];
@@ -209,7 +146,7 @@ static int ep_resolve(struct tkv__endpoint *ep, char *msg, size_t msgcap)
     if (ep->resolved) {
         return 0;
     }
-    if (tkv__endpoint_parse(ep->addr, strlen(ep->addr), host, sizeof host,
+    if (tkv_addr_split(ep->addr, strlen(ep->addr), host, sizeof host,
                             &port, &e) != 0) {
         snprintf(msg, msgcap, "%.150s", e.msg);
         return -1;
@@ -646,7 +583,7 @@ static void redirect(struct tkv_client *c,
     if (leader != NULL && leader[0] != '\0') {
         char host[256];
         int port;
-        if (tkv__endpoint_parse(leader, strlen(leader), host, sizeof host,
+        if (tkv_addr_split(leader, strlen(leader), host, sizeof host,
                                 &port, NULL) == 0) {
             to = ep_find(c, leader, &idx);
             if (to == NULL) {
@@ -1154,7 +1091,7 @@ int tkv__io_start(struct tkv_client *c,
                              endpoints);
             goto err_after_eps;
         }
-        rv = tkv__endpoint_parse(s, len, host, sizeof host, &port, err);
+        rv = tkv_addr_split(s, len, host, sizeof host, &port, err);
         if (rv != 0) {
             goto err_after_eps;
         }

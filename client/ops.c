@@ -754,7 +754,7 @@ int tkv_node_status(struct tkv_client *c,
         return tkv_err_set(err, TKV_EINVALID, "endpoint or out is NULL");
     }
     *out = NULL;
-    rv = tkv__endpoint_parse(endpoint, strlen(endpoint), host, sizeof host,
+    rv = tkv_addr_split(endpoint, strlen(endpoint), host, sizeof host,
                              &port, err);
     if (rv != 0) {
         return rv;
@@ -909,7 +909,7 @@ static int check_addr(const char *what, const char *addr, struct tkv_err *err)
         return tkv_err_set(err, TKV_EINVALID, "%s is NULL", what);
     }
     if (strlen(addr) > TKV_ADDR_MAX ||
-        tkv__endpoint_parse(addr, strlen(addr), host, sizeof host, &port, &e) !=
+        tkv_addr_split(addr, strlen(addr), host, sizeof host, &port, &e) !=
             0) {
         return tkv_err_set(err, TKV_EINVALID, "%s '%s' is not host:port", what,
                            addr);

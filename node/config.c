@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/addr.h"
 #include "../common/log.h"
 
 enum {
@@ -107,33 +108,25 @@ void tkv_node_config_usage(const char *prog)
 
 int tkv_node_parse_addr(const char *s, char *host, size_t hostlen, int *port)
 {
-    const char *colon = strrchr(s, ':');
     char h[64];
     struct in_addr a;
-    char *end;
-    long p;
+    struct tkv_err err;
+    int p;
 
-    if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof h) {
+    if (tkv_addr_split(s, strlen(s), h, sizeof h, &p, &err) != 0) {
         return TKV_EINVALID;
     }
-    memcpy(h, s, (size_t)(colon - s));
-    h[colon - s] = '\0';
     if (strcmp(h, "localhost") == 0) {
         strcpy(h, "127.0.0.1");
     }
     if (inet_pton(AF_INET, h, &a) != 1) {
         return TKV_EINVALID;
     }
-    errno = 0;
-    p = strtol(colon + 1, &end, 10);
-    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 || p > 65535) {
-        return TKV_EINVALID;
-    }
     if (host != NULL) {
         snprintf(host, hostlen, "%s", h);
     }
     if (port != NULL) {
-        *port = (int)p;
+        *port = p;
     }
     return 0;
 }

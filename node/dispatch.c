@@ -1,20 +1,18 @@
 /* The op table: one row per protocol op, naming its handler.
  *
  *   reads   get, get_many, list: eventual -> served from the local state
- *           at once; strong -> tkv_replica_read() (leader only, one raft
- *           barrier per loop turn), then served. getMany and a list page
- *           are built in one go between two applies, so each is one
- *           consistent snapshot, and encoded at once (node pointers are
- *           only valid until the next apply).
- *   writes  set, delete, atomic: the request becomes one struct tkv_cmd
+ *           at once; strong -> tkv_replica_read() (leader only, one
+ *           leader confirmation per loop turn), then served. getMany and a list
+ * page are built in one go between two applies, so each is one consistent
+ * snapshot, and encoded at once (node pointers are only valid until the next
+ * apply). writes  set, delete, atomic: the request becomes one struct tkv_cmd
  *           (session/seq/ack passed through for deduplication) and goes to
  *           the batcher; the reply waits for the apply on this leader.
  *   admin   status (local); members: the leader's view (client/tuplekv.h),
  *           so a follower answers NOT_LEADER with the leader's address
- *           unless the request is eventual (req.eventual: only set once
- *           proto/ accepts "consistency" on members; until then every
- *           members request is strong); member_add, member_remove,
- *           transfer (raft membership changes, leader only). */
+ *           unless the request is eventual; member_add, member_remove,
+ *           transfer (raft membership changes, leader only).
+ *   nodes   confirm: another node, as leader, asks for our term. */
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -295,6 +293,17 @@ static void tkv__op_admin(struct tkv_server *s, struct tkv_request *r)
     }
 }
 
+/* A leader asks whether this node is in a later term than its own (see
+ * raft/confirm.c): the answer is our term, now. */
+static void tkv__op_confirm(struct tkv_server *s, struct tkv_request *r)
+{
+    struct tkv_reply rep;
+    tkv_reply_init(&rep);
+    rep.status.term = tkv_replica_term(s->rep);
+    tkv_server_reply(r, &rep);
+    tkv_reply_close(&rep);
+}
+
 /* ---- the table --------------------------------------------------------------
  */
 
@@ -304,7 +313,7 @@ static const tkv_op_fn tkv__ops[TKV_OP__COUNT] = {
     [TKV_OP_DELETE] = tkv__op_write,     [TKV_OP_ATOMIC] = tkv__op_write,
     [TKV_OP_STATUS] = tkv__op_status,    [TKV_OP_MEMBERS] = tkv__op_members,
     [TKV_OP_MEMBER_ADD] = tkv__op_admin, [TKV_OP_MEMBER_REMOVE] = tkv__op_admin,
-    [TKV_OP_TRANSFER] = tkv__op_admin,
+    [TKV_OP_TRANSFER] = tkv__op_admin,   [TKV_OP_CONFIRM] = tkv__op_confirm,
 };
 
 void tkv_dispatch(struct tkv_server *s, struct tkv_request *r)

@@ -994,6 +994,7 @@ enum {
     RA_TARGET, /* transfer: node_id, 0 = let the leader pick */
     RA_RAFT_ADDR,
     RA_CLIENT_ADDR,
+    RA_TERM, /* confirm */
     RA__COUNT
 };
 
@@ -1020,6 +1021,7 @@ static const struct field req_fields[RA__COUNT] = {
     [RA_TARGET] = {"node_id", &t_uint, REQ(member_id), 0},
     [RA_RAFT_ADDR] = {"raft_address", &t_addr, REQ(raft_address), 0},
     [RA_CLIENT_ADDR] = {"client_address", &t_addr, REQ(client_address), 0},
+    [RA_TERM] = {"term", &t_pos, REQ(term), 0},
 };
 
 /* ---- reply field types ---- */
@@ -1437,11 +1439,12 @@ static const struct op_spec ops[TKV_OP__COUNT] = {
     [TKV_OP_ATOMIC] = {A(CHECKS) | A(MUTATIONS) | WRITE,
                        A(CHECKS) | A(MUTATIONS), R(VERSION), 1},
     [TKV_OP_STATUS] = {0, 0, STATUS, 0},
-    [TKV_OP_MEMBERS] = {0, 0, R(MEMBERS), 0},
+    [TKV_OP_MEMBERS] = {A(CONSISTENCY), 0, R(MEMBERS), 0},
     [TKV_OP_MEMBER_ADD] = {A(NODE) | A(RAFT_ADDR) | A(CLIENT_ADDR),
                            A(NODE) | A(RAFT_ADDR) | A(CLIENT_ADDR), 0, 0},
     [TKV_OP_MEMBER_REMOVE] = {A(NODE), A(NODE), 0, 0},
     [TKV_OP_TRANSFER] = {A(TARGET), 0, 0, 0},
+    [TKV_OP_CONFIRM] = {A(TERM) | A(NODE), A(TERM) | A(NODE), R(TERM), 0},
 };
 
 /* The fields of an error reply, as if it were one more op. */

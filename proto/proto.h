@@ -47,7 +47,8 @@
     X(MEMBERS, "members")                 \
     X(MEMBER_ADD, "member_add")           \
     X(MEMBER_REMOVE, "member_remove")     \
-    X(TRANSFER, "transfer")
+    X(TRANSFER, "transfer")               \
+    X(CONFIRM, "confirm")
 
 enum tkv_op {
     TKV_OP_NONE = 0,
@@ -99,6 +100,10 @@ struct tkv_req {
     uint64_t member_id;
     const char *raft_address;   /* NUL-terminated (arena) */
     const char *client_address; /* NUL-terminated (arena) */
+    /* confirm (node to node, raft/confirm.c): the asking leader's term and
+     * node id; the reply carries the answering node's term in
+     * status.term */
+    uint64_t term;
 
     struct tkv_arena arena;     /* owned: storage for decoded parts */
 };

@@ -48,6 +48,21 @@ struct tkv__barrier {
     int served;    /* waiters called */
 };
 
+/* One leader confirmation in flight (confirm.c). */
+struct tkv__round {
+    uint64_t seq;        /* request id of its confirm messages */
+    uint64_t term;       /* leader's term when started */
+    uint64_t read_index; /* commit index when started */
+    uint64_t started_ms;
+    struct tkv__read_waiter *waiters; /* owned */
+    size_t n;
+    size_t acks; /* voters that confirmed, this leader included */
+    size_t need; /* majority of voters */
+    int confirmed;
+};
+
+struct tkv__peer;
+
 /* One membership change in progress (add, remove or transfer). */
 struct tkv__change {
     struct tkv_replica *rep;
@@ -78,6 +93,7 @@ struct tkv_replica {
     struct tkv_replica_peer *bootstrap; /* owned */
     size_t nbootstrap;
     unsigned tick_ms;
+    unsigned election_timeout_ms;
     int had_state;
 
     struct raft_uv_transport transport;
@@ -90,6 +106,7 @@ struct tkv_replica {
     uv_check_t turn;   /* end of loop turn: flush, barrier */
     uv_timer_t ticker; /* leader clock ticks */
     int handles_open;
+    int handles_closing; /* handles_open counts what is left to close */
     int closing;
     void (*close_cb)(void *data);
     void *close_data;
@@ -114,6 +131,15 @@ struct tkv_replica {
     size_t nreads;
     size_t reads_cap;
     struct tkv__barrier *barrier; /* the one in flight, or NULL */
+    /* ... confirmed by the voters instead (confirm.c) */
+    struct tkv__round *round;     /* the one in flight, or NULL */
+    uint64_t round_seq;
+    uint64_t lead_term;           /* term of our leadership ... */
+    uint64_t lead_base;           /* ... and the last index when it began */
+    uint64_t confirm_off_until;   /* uv_now: barriers only until then */
+    struct tkv__peer **peers;     /* owned: connections to the voters */
+    size_t npeers;
+    struct tkv_buf confirm_frame; /* owned: scratch */
 
     struct tkv__change *change; /* the one in progress, or NULL */
 
@@ -146,10 +172,29 @@ int tkv__write_internal(struct tkv_replica *r,
                         tkv_write_cb cb,
                         void *data);
 
+/* replica.c: one of the handles closed at shutdown is closed */
+void tkv__replica_handle_closed(struct tkv_replica *r);
+
 /* reads.c */
 void tkv__reads_issue(struct tkv_replica *r);
 void tkv__reads_poll(struct tkv_replica *r);
 void tkv__reads_fail(struct tkv_replica *r, int code);
+/* Put waiters back at the head of the queue (they arrived first). */
+void tkv__reads_requeue(struct tkv_replica *r,
+                        const struct tkv__read_waiter *w,
+                        size_t n);
+
+/* confirm.c */
+void tkv__confirm_on_leader(struct tkv_replica *r); /* leadership began */
+/* Start a round with the queued reads: 0, or non-zero when this leader
+ * cannot confirm now (the reads stay queued for a barrier). */
+int tkv__confirm_start(struct tkv_replica *r);
+void tkv__confirm_poll(struct tkv_replica *r);
+void tkv__confirm_fail(struct tkv_replica *r, int code);
+/* Close every connection; returns how many close callbacks will follow,
+ * each calling tkv__replica_handle_closed(). */
+unsigned tkv__confirm_close(struct tkv_replica *r);
+void tkv__confirm_free(struct tkv_replica *r);
 
 /* membership.c */
 void tkv__members_leader_sync(struct tkv_replica *r);

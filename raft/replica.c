@@ -139,6 +139,7 @@ static void tkv__watch(struct tkv_replica *r)
     if (state == RAFT_LEADER &&
         (r->prev_state != RAFT_LEADER || term != r->prev_term)) {
         r->leader_synced = 0;
+        tkv__confirm_on_leader(r);
         /* A new leader starts its clock from the replicated time. */
         if (r->last_ts < r->fsm.sm.now) {
             r->last_ts = r->fsm.sm.now;
@@ -201,12 +202,12 @@ static void tkv__replica_free(struct tkv_replica *r)
     tkv_free(r->data_dir);
     tkv_free(r->bootstrap);
     tkv_free(r->reads);
+    tkv__confirm_free(r);
     tkv_free(r);
 }
 
-static void tkv__handle_close_cb(uv_handle_t *h)
+void tkv__replica_handle_closed(struct tkv_replica *r)
 {
-    struct tkv_replica *r = h->data;
     void (*cb)(void *) = r->close_cb;
     void *data = r->close_data;
 
@@ -223,13 +224,19 @@ static void tkv__handle_close_cb(uv_handle_t *h)
     }
 }
 
+static void tkv__handle_close_cb(uv_handle_t *h)
+{
+    tkv__replica_handle_closed(h->data);
+}
+
 static void tkv__raft_close_cb(struct raft *raft)
 {
     struct tkv_replica *r = raft->data;
     tkv_snapgate_close(&r->gate);
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
-    r->handles_open = 2;
+    r->handles_closing = 1;
+    r->handles_open = 2 + (int)tkv__confirm_close(r);
     uv_close((uv_handle_t *)&r->turn, tkv__handle_close_cb);
     uv_close((uv_handle_t *)&r->ticker, tkv__handle_close_cb);
 }
@@ -278,6 +285,7 @@ int tkv_replica_start(uv_loop_t *loop,
     r->loop = loop;
     r->id = cfg->id;
     r->tick_ms = cfg->tick_ms > 0 ? cfg->tick_ms : 500;
+    r->election_timeout_ms = cfg->election_timeout_ms;
     r->raft_address = tkv_strdup(cfg->raft_address);
     r->client_address = tkv_strdup(cfg->client_address);
     r->data_dir = tkv_strdup(cfg->data_dir);
@@ -419,6 +427,11 @@ size_t tkv_replica_inflight(const struct tkv_replica *r)
 const struct tkv_sm *tkv_replica_sm(const struct tkv_replica *r)
 {
     return &r->fsm.sm;
+}
+
+uint64_t tkv_replica_term(struct tkv_replica *r)
+{
+    return raft_current_term(&r->raft);
 }
 
 int tkv_replica_is_leader(struct tkv_replica *r)

@@ -6,8 +6,9 @@
  * current loop turn; the batch becomes one log entry at the end of the turn
  * (uv_check), and each command's callback fires once the entry is applied
  * on this leader, with the command's tkv_result. Strong reads:
- * tkv_replica_read() waits for one raft barrier shared by every read of the
- * turn. Eventual reads use tkv_replica_sm() directly.
+ * tkv_replica_read() waits until a majority of voters confirm this node is
+ * still the leader (or, failing that, for a raft barrier), shared by every
+ * read of the turn. Eventual reads use tkv_replica_sm() directly.
  *
  * Callback codes: 0; TKV_ENOT_LEADER / TKV_EUNAVAILABLE / TKV_ESHUTDOWN when
  * nothing was proposed; TKV_EUNKNOWN when the entry was proposed and then
@@ -117,6 +118,9 @@ int tkv_replica_transfer(struct tkv_replica *r,
 
 const struct tkv_sm *tkv_replica_sm(const struct tkv_replica *r);
 int tkv_replica_is_leader(struct tkv_replica *r);
+/* This node's current raft term: the answer to a leader's `confirm`
+ * (raft/confirm.c), read at the moment of asking. */
+uint64_t tkv_replica_term(struct tkv_replica *r);
 /* Leader id (0 when unknown) and its client address (NULL when unknown). */
 uint64_t tkv_replica_leader(struct tkv_replica *r,
                             const char **client_address /* OUT */);

@@ -312,6 +312,7 @@ static void assert_req_equal(const struct tkv_req *a, const struct tkv_req *b)
     assert_int_equal(a->member_id, b->member_id);
     assert_opt_str(a->raft_address, b->raft_address);
     assert_opt_str(a->client_address, b->client_address);
+    assert_int_equal(a->term, b->term);
 }
 
 /* Encode req, decode it back, compare, and check that the re-encoding is
@@ -373,6 +374,9 @@ static void assert_reply_equal(const struct tkv_reply *a,
     }
     assert_int_equal(a->total, b->total);
     assert_opt_str(a->cursor, b->cursor);
+    if (a->op == TKV_OP_CONFIRM) {
+        assert_int_equal(a->status.term, b->status.term);
+    }
     if (a->op == TKV_OP_STATUS) {
         const struct tkv_status *x = &a->status, *y = &b->status;
         assert_int_equal(x->node_id, y->node_id);
@@ -659,6 +663,17 @@ static void test_req_admin(void **state)
     r.raft_address = "127.0.0.1:9004";
     r.client_address = "127.0.0.1:7004";
     roundtrip_req(&r);
+    r.raft_address = NULL;
+    r.client_address = NULL;
+    r.op = TKV_OP_CONFIRM;
+    r.term = 9;
+    r.member_id = 1;
+    roundtrip_req(&r);
+    r.op = TKV_OP_MEMBERS;
+    r.eventual = 1;
+    r.term = 0;
+    r.member_id = 0;
+    roundtrip_req(&r);
 }
 
 /* ---- reply round trips ---- */
@@ -780,6 +795,9 @@ static void test_reply_writes_admin(void **state)
     r.status.role = "unavailable";
     r.status.sm_time_ms = -5; /* not expected, but an int64 */
     roundtrip_reply(&r, TKV_OP_STATUS);
+    r.op = TKV_OP_CONFIRM;
+    r.status.term = 12;
+    roundtrip_reply(&r, TKV_OP_CONFIRM);
 }
 
 static void test_reply_errors(void **state)
