@@ -1,41 +1,50 @@
 /* Indexable skiplist over byte keys, as Redis's t_zset.c: each forward link
  * carries a span (how many level-0 steps it skips), so the rank of any key is
- * found in O(log n), and so is the element at a rank.
+ * found in O(log n), and so is the element at a rank. Like Redis's zset
+ * (dict + skiplist), a list can also carry a hash index of its nodes, which
+ * makes exact lookups and same-size replacements O(1).
  *
  * A node holds its key and value inline in one allocation, plus the 64-bit
- * version and expiry of the entry it stores. Keys are compared with memcmp,
- * shorter first on a common prefix (tkv_key_cmp). Levels are drawn from a
- * deterministic generator seeded at init, so two lists fed the same
+ * version and the expiry (if any) of the entry it stores. Keys are compared as
+ * by tkv_key_cmp (memcmp, shorter first on a common prefix). Levels are drawn
+ * from a deterministic generator seeded at init, so two lists fed the same
  * operations have the same shape (the state machine must be deterministic).
+ * The index is only ever probed for one key, never iterated, so hash order
+ * cannot leak into what a caller sees.
  *
- * Ownership: the list owns its nodes. Pointers to nodes returned by lookups
- * stay valid until that key is deleted or replaced, or the list is closed. */
+ * Ownership: the list owns its nodes and its index. A node pointer returned
+ * by a lookup stays valid until that key is deleted or replaced, or the list
+ * is closed; after a replace it may point to freed memory or to the node
+ * holding the new value, so it must not be used either way. */
 #ifndef TKV_SKIPLIST_H
 #define TKV_SKIPLIST_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../common/error.h"
 
 #define TKV_SKIPLIST_MAXLEVEL 32
 
 /* One allocation per node, laid out to keep the per-entry overhead small
- * (32 bytes of fields, 8 per level, 4 per level above 0):
+ * (16 bytes of fields, 8 per level, 4 per level above 0, and 8 for an
+ * expiry only when the entry has one: most have none):
  *
- *   fields | next[height] | span[height - 1] | key | value
+ *   fields | next[height] | span[height - 1] | key | value | [expires_at]
  *
  * span[i - 1] is the number of level-0 steps from this node to next[i] (or
  * to the end, counted as one step past the last node). The level-0 span is
- * always 1, so it is not stored. */
+ * always 1, so it is not stored. There is no back link: tkv_sl_prev
+ * searches, and the last node is kept in the list. */
+#define TKV__SL_EXPIRES 1 /* flags: an expires_at follows the value */
+
 struct tkv_sl_node {
-    struct tkv_sl_node *prev; /* level-0 predecessor, NULL for first */
     uint64_t version;
-    int64_t expires_at; /* ms of state machine time, 0 = never */
     uint32_t vlen;
     uint16_t klen;
-    uint8_t height; /* number of levels, 1..MAXLEVEL */
-    uint8_t _pad;
+    uint8_t height;             /* number of levels, 1..MAXLEVEL */
+    uint8_t flags;              /* TKV__SL_EXPIRES */
     struct tkv_sl_node *next[]; /* height links, then spans, key, value */
 };
 
@@ -56,6 +65,33 @@ static inline const uint8_t *tkv_sl_value(const struct tkv_sl_node *n)
     return tkv_sl_key(n) + n->klen;
 }
 
+/* ms of state machine time at which the entry expires, 0 = never. */
+static inline int64_t tkv_sl_expires(const struct tkv_sl_node *n)
+{
+    int64_t v = 0;
+
+    if (n->flags & TKV__SL_EXPIRES) {
+        memcpy(&v, tkv_sl_value(n) + n->vlen, sizeof v); /* unaligned */
+    }
+    return v;
+}
+
+/* The hash index: open addressing with linear probing. A slot is 0 (empty)
+ * or a node pointer (x86-64 user addresses fit in 48 bits) with a 16-bit
+ * tag of the key's hash in the top bits, so most probes that are not the
+ * key are rejected without touching the node. Deletion shifts later
+ * entries back instead of leaving tombstones. The index grows by 1.5x
+ * when an insert would take it past load 0.8, all at once (every key is
+ * hashed again: ~0.1 s at a million entries), and never shrinks. */
+#define TKV_SL_INDEX_PTR_BITS 48 /* low bits of a slot: the node */
+
+struct tkv_sl_index {
+    uint64_t *slots; /* owned; NULL when the list has no index */
+    size_t cap;      /* number of slots (any size, not a power of two) */
+    size_t grow_at;  /* length above which the index grows (load 0.8) */
+    uint64_t seed;   /* of tkv_hash64 */
+};
+
 struct tkv_skiplist {
     struct tkv_sl_node *head; /* owned; sentinel with MAXLEVEL links */
     struct tkv_sl_node *tail; /* last node or NULL */
@@ -63,15 +99,22 @@ struct tkv_skiplist {
     int level;    /* highest level in use, >= 1 */
     uint64_t rng; /* deterministic level generator state */
     size_t bytes; /* sum of klen + vlen over nodes */
+    struct tkv_sl_index index;
 };
 
-int tkv_sl_init(struct tkv_skiplist *sl, uint64_t seed);
+/* indexed != 0 gives the list a hash index: tkv_sl_get becomes O(1), and so
+ * do a tkv_sl_put that replaces in place and a tkv_sl_delete of an absent
+ * key, at a cost of 10 to 15 bytes per entry. Returns 0 or TKV_ENOMEM. */
+int tkv_sl_init(struct tkv_skiplist *sl, uint64_t seed, int indexed);
 void tkv_sl_close(struct tkv_skiplist *sl);
 
-/* Insert or replace the entry for key. On replace the node is reallocated
- * (old node pointers for this key become invalid). *replaced (if not NULL)
- * is set to 1 when the key existed. Returns 0 or TKV_ENOMEM (list
- * unchanged). klen <= UINT16_MAX, vlen <= UINT32_MAX. */
+/* Insert or replace the entry for key. A replace that keeps the node's size
+ * (a value of the same length, and an expiry if and only if the old entry
+ * had one) updates the node in place; otherwise the node is reallocated.
+ * Either way old node pointers for this key must not be used any more.
+ * *replaced (if not NULL) is set to 1 when the key existed. Returns 0 or
+ * TKV_ENOMEM (list unchanged; its index may have grown). klen <= UINT16_MAX,
+ * vlen <= UINT32_MAX. */
 int tkv_sl_put(struct tkv_skiplist *sl,
                const uint8_t *key,
                size_t klen,
@@ -84,7 +127,7 @@ int tkv_sl_put(struct tkv_skiplist *sl,
 /* Delete key; returns 1 if it was there, 0 if not. */
 int tkv_sl_delete(struct tkv_skiplist *sl, const uint8_t *key, size_t klen);
 
-/* Exact lookup; NULL when absent. */
+/* Exact lookup; NULL when absent. O(1) with an index, else O(log n). */
 struct tkv_sl_node *tkv_sl_get(const struct tkv_skiplist *sl,
                                const uint8_t *key,
                                size_t klen);
@@ -105,7 +148,9 @@ size_t tkv_sl_rank(const struct tkv_skiplist *sl,
 /* Node at 0-based rank, or NULL when rank >= length. O(log n). */
 struct tkv_sl_node *tkv_sl_at(const struct tkv_skiplist *sl, size_t rank);
 
-/* Iteration. */
+/* Iteration. next is O(1); prev is a search, O(log n) (nodes have no back
+ * link): to go backwards over many nodes, take them forwards with
+ * tkv_sl_range from the lowest rank and read them backwards. */
 static inline struct tkv_sl_node *tkv_sl_first(const struct tkv_skiplist *sl)
 {
     return sl->head->next[0];
@@ -118,13 +163,48 @@ static inline struct tkv_sl_node *tkv_sl_next(const struct tkv_sl_node *n)
 {
     return n->next[0];
 }
-static inline struct tkv_sl_node *tkv_sl_prev(const struct tkv_sl_node *n)
-{
-    return n->prev;
-}
+struct tkv_sl_node *tkv_sl_prev(const struct tkv_skiplist *sl,
+                                const struct tkv_sl_node *n);
 
-/* Check every invariant (order, spans, prev links, length, bytes, levels);
- * returns 0 or TKV_ECORRUPT with a message saying what is broken. For
+/* The nodes at ranks [rank, rank + n), in order, into out[]; returns how
+ * many there are (fewer than n where the list ends). Cost O(log n + n),
+ * like tkv_sl_at and n - 1 tkv_sl_next, but the nodes are fetched along
+ * several chains at once (from the nodes of higher levels in the range)
+ * instead of one after the other, which at a million nodes makes it
+ * several times faster. For a backward page, take the range and read it
+ * backwards. */
+size_t tkv_sl_range(const struct tkv_skiplist *sl,
+                    size_t rank,
+                    size_t n,
+                    const struct tkv_sl_node **out /* OUT */);
+
+/* An operation about to be applied, for tkv_sl_prefetch. */
+enum tkv_sl_op { TKV_SL_GET, TKV_SL_PUT, TKV_SL_DELETE };
+struct tkv_sl_intent {
+    const uint8_t *key;
+    size_t klen;
+    enum tkv_sl_op op;
+    size_t vlen;        /* TKV_SL_PUT: length of the value it will store */
+    int64_t expires_at; /* TKV_SL_PUT: the expiry it will store */
+};
+
+/* Bring into the cache what the given operations will read: their index
+ * slots and nodes, and the search path of those that need one (an insert,
+ * a put that changes the node's size, a delete of a present key, any
+ * operation on a list without an index). The searches of a batch are
+ * walked together, so their cache misses overlap instead of following one
+ * another; the operations themselves then hit the cache. Changes nothing:
+ * results are the same with or without it (it only costs time when the
+ * operations do not follow). Call it for the next 32 or so operations
+ * right before applying them: the paths of many more would not all stay
+ * cached until their turn. */
+void tkv_sl_prefetch(const struct tkv_skiplist *sl,
+                     const struct tkv_sl_intent *ops,
+                     size_t n);
+
+/* Check every invariant (order, spans, tail, length, bytes, levels, flags,
+ * and the index: every node findable under the right tag, nothing else in
+ * it); returns 0 or TKV_ECORRUPT with a message saying what is broken. For
  * tests. */
 int tkv_sl_check(const struct tkv_skiplist *sl, struct tkv_err *err);
 

@@ -337,7 +337,7 @@ static void compare_all(const struct tkv_sm *sm, const struct model *m)
         assert_int_equal(kcmp(&m->e[i].k, tkv_sl_key(n), n->klen), 0);
         assert_int_equal(node_int(n), m->e[i].value);
         assert_int_equal(n->version, m->e[i].version);
-        assert_int_equal(n->expires_at, m->e[i].expires_at);
+        assert_int_equal(tkv_sl_expires(n), m->e[i].expires_at);
         assert_true(tkv_sl_at(&sm->data, i) == n);
     }
     assert_null(n);
