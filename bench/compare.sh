@@ -49,6 +49,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# debian_uri comes from lib.sh
+# shellcheck source=deploy/lib.sh
+. "$ROOT/deploy/lib.sh"
 CONCURRENCY=${CONCURRENCY:-"1 16 64 256"}
 WORKLOADS=${WORKLOADS:-"put range-l range-s"}
 POINT_SECONDS=${POINT_SECONDS:-4}
@@ -123,24 +126,6 @@ build_tuplekv() {
     cmake --build "$BUILD_DIR" -j "$(nproc)" \
         --target tuplekv-node tuplekv-bench >"$RAW/build-tuplekv.log" 2>&1 ||
         { tail -n 30 "$RAW/build-tuplekv.log" >&2; die "tuplekv build failed"; }
-}
-
-# The URI of the machine's Debian archive entry (deb822 or one-line form),
-# skipping the security archive: deploy/install-deps.sh's approach.
-debian_uri() {
-    local f uri=""
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' "$f" |
-              grep -v -- '-security' | grep -m1 '/debian' || true)
-        [ -n "$uri" ] && { echo "$uri"; return; }
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f" |
-              grep -v -- '-security' | grep -m1 '/debian' || true)
-        [ -n "$uri" ] && { echo "$uri"; return; }
-    done
 }
 
 # etcd's tools/benchmark, from the source package matching etcd-server.

@@ -8,6 +8,9 @@
 # enabled by reusing the URI of the machine's existing Debian source entry, so
 # no mirror host is ever hard-coded here.
 set -euo pipefail
+# debian_uri comes from lib.sh
+# shellcheck source=deploy/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 PKGS=(cmake pkg-config make gcc clang libclang-rt-14-dev libuv1-dev
       libmsgpack-dev libjansson-dev libcmocka-dev libraft-dev iproute2
@@ -42,24 +45,7 @@ fi
 . /etc/os-release
 codename=${VERSION_CODENAME:-bookworm}
 
-# Find the URI of the existing Debian archive entry (deb822 or one-line form),
-# skipping the security archive, and add a backports suite with the same URI.
-debian_uri() {
-    local f uri=""
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' "$f" |
-              grep -v -- '-security' | grep -m1 '/debian' || true)
-        [ -n "$uri" ] && { echo "$uri"; return; }
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f" |
-              grep -v -- '-security' | grep -m1 '/debian' || true)
-        [ -n "$uri" ] && { echo "$uri"; return; }
-    done
-}
-
+# Add a backports suite with the URI of the existing Debian archive entry.
 if [ "$codename" = "bookworm" ] && ! grep -rqs "${codename}-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
     uri=$(debian_uri)
     if [ -z "$uri" ]; then

@@ -14,11 +14,15 @@
  * close:  fail what is queued -> raft_close (fails what was proposed) ->
  *         raft_uv / transport release -> close our handles -> free -> cb. */
 #include <assert.h>
+#include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/addr.h"
 #include "../common/alloc.h"
 #include "glue.h"
 #include "../common/log.h"
@@ -269,12 +273,78 @@ static void tkv__raft_abort_cb(struct raft *raft)
     tkv__replica_free(r);
 }
 
+/* 0 when the address can be bound (or cannot be checked); else -1 and
+ * why in buf. raft 0.22 drops the errno when its listener cannot bind. */
+static int tkv__bind_check(const char *address, char *buf, size_t len)
+{
+    struct addrinfo hints, *res, *ai;
+    struct tkv_err err;
+    char host[256], port[8];
+    size_t n = strlen(address);
+    int p, rv = 0;
+
+    if (tkv_addr_split(address, n, host, sizeof host, &p, &err) != 0) {
+        return 0;
+    }
+    snprintf(port, sizeof port, "%d", p);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        return 0;
+    }
+    for (ai = res; ai != NULL && rv == 0; ai = ai->ai_next) {
+        int one = 1;
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        /* as libuv binds: a port in TIME_WAIT is free */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            snprintf(buf, len, "cannot listen on %s: %s", address,
+                     strerror(errno));
+            rv = -1;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return rv;
+}
+
+/* Why a raft call failed with rv, never empty: raft's message, else the
+ * I/O backend's, else raft_strerror(rv). raft 0.22's raft_start does not
+ * pass on io->start's failure, so a raft port already taken came out as
+ * "raft start: " with nothing after it: for an I/O error the bind check of
+ * the raft address says what it is. */
+static const char *tkv__raft_reason(struct tkv_replica *r,
+                                    int rv,
+                                    char *buf,
+                                    size_t len)
+{
+    char why[300];
+    if (raft_errmsg(&r->raft)[0] != '\0') {
+        return raft_errmsg(&r->raft);
+    }
+    if (r->io.errmsg[0] != '\0') {
+        return r->io.errmsg;
+    }
+    if (rv == RAFT_IOERR && r->raft_address != NULL &&
+        tkv__bind_check(r->raft_address, why, sizeof why) != 0) {
+        snprintf(buf, len, "%s: %s", raft_strerror(rv), why);
+        return buf;
+    }
+    return raft_strerror(rv);
+}
+
 int tkv_replica_start(uv_loop_t *loop,
                       const struct tkv_replica_config *cfg,
                       struct tkv_replica **out,
                       struct tkv_err *err)
 {
     struct tkv_replica *r;
+    char reason[512];
     int rv;
 
     *out = NULL;
@@ -322,7 +392,7 @@ int tkv_replica_start(uv_loop_t *loop,
     rv = raft_uv_init(&r->io, loop, cfg->data_dir, &r->transport);
     if (rv != 0) {
         rv = tkv_err_set(err, TKV_EIO, "data dir %s: %s", cfg->data_dir,
-                         r->io.errmsg);
+                         tkv__raft_reason(r, rv, reason, sizeof reason));
         goto err_after_transport_init;
     }
     raft_uv_set_connect_retry_delay(&r->io, 200);
@@ -333,7 +403,7 @@ int tkv_replica_start(uv_loop_t *loop,
                    cfg->raft_address);
     if (rv != 0) {
         rv = tkv_err_set(err, tkv__raft_code(rv), "raft init: %s",
-                         raft_errmsg(&r->raft));
+                         tkv__raft_reason(r, rv, reason, sizeof reason));
         goto err_after_io_init;
     }
     r->raft.data = r;
@@ -363,7 +433,7 @@ int tkv_replica_start(uv_loop_t *loop,
         raft_configuration_close(&conf);
         if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
             rv = tkv_err_set(err, tkv__raft_code(rv), "bootstrap: %s",
-                             raft_errmsg(&r->raft));
+                             tkv__raft_reason(r, rv, reason, sizeof reason));
             goto err_after_raft_init;
         }
         tkv_log_info("bootstrapped a cluster of %zu members", cfg->nbootstrap);
@@ -371,7 +441,7 @@ int tkv_replica_start(uv_loop_t *loop,
     rv = raft_start(&r->raft);
     if (rv != 0) {
         rv = tkv_err_set(err, tkv__raft_code(rv), "raft start: %s",
-                         raft_errmsg(&r->raft));
+                         tkv__raft_reason(r, rv, reason, sizeof reason));
         goto err_after_raft_init;
     }
     tkv_log_info("raft started: %s, applied index %llu, %zu keys",

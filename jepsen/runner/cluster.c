@@ -27,11 +27,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nodeargv.h"
 #include "runner.h"
 
 extern char **environ;
 
-#define MAX_ARGS 64
 #define MAX_ENV 512
 
 static const char *find_exe(const char *name, char *out, size_t len)
@@ -189,16 +189,15 @@ static pid_t spawn_in_ns(const char *ns, char *const argv[],
     return pid;
 }
 
-/* Split node_args on spaces into argv (modifies buf). */
-static int split_args(char *buf, char **argv, int argc, int max)
+/* Split node_args on spaces and append the words to a (modifies buf). */
+static void split_args(char *buf, struct tkv_nodeargv *a)
 {
     char *save = NULL;
     char *tok;
-    for (tok = strtok_r(buf, " ", &save); tok != NULL && argc < max - 1;
+    for (tok = strtok_r(buf, " ", &save); tok != NULL;
          tok = strtok_r(NULL, " ", &save)) {
-        argv[argc++] = tok;
+        tkv_nodeargv_add(a, tok);
     }
-    return argc;
 }
 
 int tkvj_cluster_start(struct tkvj_cluster *cl, int i, enum tkvj_start how,
@@ -206,12 +205,11 @@ int tkvj_cluster_start(struct tkvj_cluster *cl, int i, enum tkvj_start how,
 {
     const struct tkvj_opts *o = &cl->run->o;
     struct tkvj_node *nd = &cl->nodes[i];
-    char *argv[MAX_ARGS];
+    struct tkv_nodeargv args;
     char *envp[MAX_ENV];
-    char idbuf[16], snap[16], trailing[16], boot[1024], extra[512];
+    char snap[16], trailing[16], extra[512];
     char preload[700], faketime[32], asan[600], what[128];
-    size_t off = 0;
-    int argc = 0, envc = 0, j;
+    int envc = 0, j;
     pid_t pid;
 
     pthread_mutex_lock(&cl->mu);
@@ -219,33 +217,21 @@ int tkvj_cluster_start(struct tkvj_cluster *cl, int i, enum tkvj_start how,
         pthread_mutex_unlock(&cl->mu);
         return 0;
     }
-    snprintf(idbuf, sizeof idbuf, "%d", i);
     snprintf(snap, sizeof snap, "%d", o->snapshot_threshold);
     snprintf(trailing, sizeof trailing, "%d",
              o->snapshot_threshold / 2 > 0 ? o->snapshot_threshold / 2 : 1);
-    argv[argc++] = cl->node_bin;
-    argv[argc++] = "--id";
-    argv[argc++] = idbuf;
-    argv[argc++] = "--raft-address";
-    argv[argc++] = nd->raft;
-    argv[argc++] = "--client-address";
-    argv[argc++] = nd->client;
-    argv[argc++] = "--data-dir";
-    argv[argc++] = nd->data_dir;
+    tkv_nodeargv_init(&args, cl->node_bin, i, nd->raft, nd->client,
+                      nd->data_dir);
     if (o->snapshot_threshold > 0) {
-        argv[argc++] = "--snapshot-threshold";
-        argv[argc++] = snap;
-        argv[argc++] = "--snapshot-trailing";
-        argv[argc++] = trailing;
+        tkv_nodeargv_flag(&args, "--snapshot-threshold", snap);
+        tkv_nodeargv_flag(&args, "--snapshot-trailing", trailing);
     }
     if (how == TKVJ_START_BOOTSTRAP) {
         for (j = 1; j <= cl->n; j++) {
-            off += (size_t)snprintf(boot + off, sizeof boot - off,
-                                    "%s%d=%s=%s", j > 1 ? "," : "", j,
-                                    cl->nodes[j].raft, cl->nodes[j].client);
+            tkv_nodeargv_member(&args, j, cl->nodes[j].raft,
+                                cl->nodes[j].client);
         }
-        argv[argc++] = "--bootstrap";
-        argv[argc++] = boot;
+        tkv_nodeargv_bootstrap(&args);
     } else if (how == TKVJ_START_JOIN) {
         /* any other member; the node follows NOT_LEADER redirects */
         int via = 0;
@@ -261,12 +247,10 @@ int tkvj_cluster_start(struct tkvj_cluster *cl, int i, enum tkvj_start how,
             pthread_mutex_unlock(&cl->mu);
             return -1;
         }
-        argv[argc++] = "--join";
-        argv[argc++] = cl->nodes[via].client;
+        tkv_nodeargv_flag(&args, "--join", cl->nodes[via].client);
     }
     snprintf(extra, sizeof extra, "%s", o->node_args);
-    argc = split_args(extra, argv, argc, MAX_ARGS);
-    argv[argc] = NULL;
+    split_args(extra, &args);
 
     for (j = 0; environ[j] != NULL && envc < MAX_ENV - 8; j++) {
         if (skew_s != 0 && (strncmp(environ[j], "LD_PRELOAD=", 11) == 0 ||
@@ -302,7 +286,8 @@ int tkvj_cluster_start(struct tkvj_cluster *cl, int i, enum tkvj_start how,
     } else {
         log_marker(nd, what);
     }
-    pid = spawn_in_ns(nd->ns, argv, envp, -1, nd->log_path, nd->core_dir);
+    pid = spawn_in_ns(nd->ns, (char *const *)args.argv, envp, -1, nd->log_path,
+                      nd->core_dir);
     if (pid < 0) {
         pthread_mutex_unlock(&cl->mu);
         return -1;

@@ -26,7 +26,7 @@ int tkv_test_cluster_start(struct tkv_tc *cl, int n, int base)
     struct tkv_err err;
     json_t *key, *val;
     int64_t deadline;
-    int ok = 0;
+    int ok = 0, died = 0;
 
     if (tkv_tc_init(cl, "client", base, n, NULL) != 0 ||
         tkv_tc_start_all(cl, TKV_TC_BOOTSTRAP) != 0) {
@@ -38,8 +38,9 @@ int tkv_test_cluster_start(struct tkv_tc *cl, int n, int base)
     val = json_true();
     deadline = tkv_tc_now_ms() + 60000;
     snprintf(err.msg, sizeof err.msg, "no client");
-    while (c != NULL && tkv_tc_now_ms() < deadline) {
-        if (tkv_set(c, key, val, 0, NULL, NULL, &err) == 0) {
+    while (c != NULL && !died && tkv_tc_now_ms() < deadline) {
+        died = tkv_tc_check_running(cl) != 0;
+        if (!died && tkv_set(c, key, val, 0, NULL, NULL, &err) == 0) {
             ok = 1;
             tkv_delete(c, key, NULL, &err);
             break;
@@ -49,9 +50,15 @@ int tkv_test_cluster_start(struct tkv_tc *cl, int n, int base)
     json_decref(key);
     json_decref(val);
     tkv_close(c);
+    /* a node that could not start fails the setup: the test must not go on
+     * with whatever else answers on its ports */
+    if (died || tkv_tc_check_running(cl) != 0) {
+        snprintf(err.msg, sizeof err.msg, "a node exited at its start");
+        ok = 0;
+    }
     if (!ok) {
         fprintf(stderr, "cluster on port base %d did not take writes: %s\n",
-                base, err.msg);
+                cl->base, err.msg);
         return -1;
     }
     return 0;

@@ -11,9 +11,10 @@
 #include "testcluster.h"
 #include "tuplekv.h"
 
-/* Init, bootstrap n nodes and wait until the cluster takes writes (up to
- * 60 s). 0, or -1 after printing why; the caller's teardown still calls
- * tkv_tc_destroy. */
+/* Init (ports from base, or the next free block: cl->base), bootstrap n
+ * nodes and wait until the cluster takes writes (up to 60 s). 0, or -1
+ * after printing why, also when a node exited meanwhile; the caller's
+ * teardown still calls tkv_tc_destroy. */
 int tkv_test_cluster_start(struct tkv_tc *cl, int n, int base);
 
 /* The node (1-based) that is the leader all running nodes agree on, asked

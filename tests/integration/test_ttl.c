@@ -57,6 +57,10 @@ static void check_expiry(struct tkv_probe *p,
                          int transfer)
 {
     int64_t t_sent, gone_at[4] = {0, 0, 0, 0};
+    int applied[4] = {0, 0, 0, 0};
+    struct tkv_status st;
+    char role[32];
+    uint64_t set_index;
     int i, leader, all_gone = 0;
 
     leader = hc_wait_leader(&cluster, 20000);
@@ -65,6 +69,11 @@ static void check_expiry(struct tkv_probe *p,
     assert_int_equal(
         hc_set(&cluster, p, leader, key, "\"soon gone\"", (uint64_t)ttl_ms), 0);
     assert_int_equal(hc_get(&cluster, p, leader, key, 0), 1);
+    /* the write's index or later: a follower learns of the commit with the
+     * next heartbeat, and until it has applied that far an absent key only
+     * says it has not got there yet */
+    assert_int_equal(hc_status(&cluster, leader, &st, role, sizeof role), 0);
+    set_index = st.commit_index;
     if (transfer) {
         struct tkv_req req;
         struct tkv_reply rep;
@@ -85,6 +94,14 @@ static void check_expiry(struct tkv_probe *p,
             if (gone_at[i] != 0) {
                 continue;
             }
+            /* status first: the get then reads a state at least as new */
+            if (!applied[i] &&
+                (hc_status(&cluster, i, &st, role, sizeof role) != 0 ||
+                 st.applied_index < set_index)) {
+                all_gone = 0;
+                continue;
+            }
+            applied[i] = 1;
             rv = hc_get(&cluster, p, i, key, 1);
             if (rv == 0) {
                 gone_at[i] = tkv_tc_now_ms();

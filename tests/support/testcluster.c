@@ -2,23 +2,40 @@
  *
  * Every temp root made by tkv_tc_init is recorded in a small table of this
  * process, so that tkv_tc_finish can show the node logs of a failed run
- * after the teardowns have stopped the nodes, and delete the roots last. */
+ * after the teardowns have stopped the nodes, and delete the roots last.
+ *
+ * Ports. A test names a port base, but two runs of the same test at once
+ * (two build trees on one machine, ctest -j with --repeat) used to take the
+ * same ports: the second cluster's nodes could not listen and exited at
+ * their first start ("raft start: " with raft's empty message), and the
+ * second test went on with the first one's nodes, seeing keys it had never
+ * written. So each cluster reserves a block of TKV__TC_BLOCK ports for the
+ * life of its process: an flock on TKV__TC_LOCK_DIR/<base>, which every
+ * test cluster on the machine takes, and then a bind of each port, for
+ * programs that take no lock (an older test binary, a leftover node). The
+ * test's base is tried first, then the next blocks of the range in turn. */
 #define _GNU_SOURCE
 #include "testcluster.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "nodeargv.h"
 
 #ifndef TKV_BIN_DIR
 #error "TKV_BIN_DIR must point at the build's bin directory"
@@ -28,8 +45,24 @@
 #define TKV__TC_TAIL_LINES 40 /* of each node log, on failure */
 #define TKV__TC_REAP_MS 20000 /* before SIGTERM becomes SIGKILL */
 
+/* Port blocks: node i's client port is base + i, its raft port
+ * base + TKV__TC_RAFT_OFFSET + i. The range ends below Linux's ephemeral
+ * ports (32768..), so no outgoing connection holds one of them. */
+#define TKV__TC_BLOCK 100
+#define TKV__TC_RAFT_OFFSET 50
+#define TKV__TC_PORT_LO 20000
+#define TKV__TC_PORT_HI 30000
+#define TKV__TC_LOCK_DIR "/tmp/tkv-test-ports"
+
 static char tkv__tc_roots[TKV__TC_ROOTS][256];
 static int tkv__tc_nroots;
+
+/* The blocks this process holds, by the base its test asked for. */
+static struct {
+    int asked;
+    int base;
+} tkv__tc_blocks[TKV__TC_ROOTS];
+static int tkv__tc_nblocks;
 
 int64_t tkv_tc_now_ms(void)
 {
@@ -127,6 +160,96 @@ int tkv_tc_finish(int failed)
     return failed;
 }
 
+/* 1 when each port of the block at base can be bound on 127.0.0.1 (as
+ * libuv binds: SO_REUSEADDR, so TIME_WAIT leftovers do not count). */
+static int tkv__tc_ports_free(int base)
+{
+    int i, raft, ok = 1;
+    for (raft = 0; raft <= 1 && ok; raft++) {
+        for (i = 1; i <= TKV_TC_MAX && ok; i++) {
+            struct sockaddr_in sa;
+            int one = 1;
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0) {
+                return 0;
+            }
+            memset(&sa, 0, sizeof sa);
+            sa.sin_family = AF_INET;
+            sa.sin_port =
+                htons((uint16_t)(base + raft * TKV__TC_RAFT_OFFSET + i));
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+            close(fd);
+        }
+    }
+    return ok;
+}
+
+/* Take the block at base: 0, or -1 when another process holds it. */
+static int tkv__tc_lock_block(int base)
+{
+    char path[64];
+    int fd;
+    snprintf(path, sizeof path, "%s/%d", TKV__TC_LOCK_DIR, base);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+        fchmod(fd, 0666); /* whoever runs tests next may be another user */
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    /* without a lock file (no /tmp?) the bind check alone decides */
+    if (!tkv__tc_ports_free(base)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    /* fd stays open: the lock lasts as long as this process */
+    return 0;
+}
+
+/* The base of a free block for a test that asked for `asked` (the same
+ * block again when this process asked for it before), or -1. */
+static int tkv__tc_reserve(int asked)
+{
+    const int nblocks = (TKV__TC_PORT_HI - TKV__TC_PORT_LO) / TKV__TC_BLOCK;
+    int first = -1, k, t;
+
+    for (k = 0; k < tkv__tc_nblocks; k++) {
+        if (tkv__tc_blocks[k].asked == asked) {
+            return tkv__tc_blocks[k].base;
+        }
+    }
+    if (tkv__tc_nblocks == TKV__TC_ROOTS) {
+        return -1;
+    }
+    if (mkdir(TKV__TC_LOCK_DIR, 01777) == 0) {
+        chmod(TKV__TC_LOCK_DIR, 01777); /* past the umask */
+    }
+    if (asked >= TKV__TC_PORT_LO && asked < TKV__TC_PORT_HI) {
+        first = (asked - TKV__TC_PORT_LO) / TKV__TC_BLOCK;
+    }
+    for (t = first < 0 ? 1 : 0; t <= nblocks; t++) {
+        int base = TKV__TC_PORT_LO + (first + t) % nblocks * TKV__TC_BLOCK;
+        int mine = 0;
+        if (t > 0 && first >= 0 && (first + t) % nblocks == first) {
+            continue; /* tried first */
+        }
+        for (k = 0; k < tkv__tc_nblocks; k++) {
+            mine |= tkv__tc_blocks[k].base == base;
+        }
+        if (!mine && tkv__tc_lock_block(base) == 0) {
+            tkv__tc_blocks[tkv__tc_nblocks].asked = asked;
+            tkv__tc_blocks[tkv__tc_nblocks++].base = base;
+            return base;
+        }
+    }
+    return -1;
+}
+
 int tkv_tc_init(struct tkv_tc *tc,
                 const char *name,
                 int base,
@@ -172,12 +295,18 @@ int tkv_tc_init(struct tkv_tc *tc,
         return -1;
     }
     strcpy(tkv__tc_roots[tkv__tc_nroots++], tc->root);
-    tc->base = base;
+    tc->base = tkv__tc_reserve(base);
+    if (tc->base < 0) {
+        fprintf(stderr, "testcluster: no free block of ports in %d..%d\n",
+                TKV__TC_PORT_LO, TKV__TC_PORT_HI - 1);
+        return -1;
+    }
     tc->n = n;
     for (i = 1; i <= TKV_TC_MAX; i++) {
         struct tkv_tc_node *nd = &tc->nodes[i];
-        snprintf(nd->client, sizeof nd->client, "127.0.0.1:%d", base + i);
-        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d", base + 50 + i);
+        snprintf(nd->client, sizeof nd->client, "127.0.0.1:%d", tc->base + i);
+        snprintf(nd->raft, sizeof nd->raft, "127.0.0.1:%d",
+                 tc->base + TKV__TC_RAFT_OFFSET + i);
         snprintf(nd->dir, sizeof nd->dir, "%s/d%d", tc->root, i);
         snprintf(nd->log, sizeof nd->log, "%s/n%d.log", tc->root, i);
         if (i <= n) {
@@ -186,8 +315,13 @@ int tkv_tc_init(struct tkv_tc *tc,
                                     i > 1 ? "," : "", nd->client);
         }
     }
-    fprintf(stderr, "testcluster: %s in %s, ports %d..\n", name, tc->root,
-            base);
+    if (tc->base != base) {
+        fprintf(stderr, "testcluster: %s in %s, ports %d.. instead of %d..\n",
+                name, tc->root, tc->base, base);
+    } else {
+        fprintf(stderr, "testcluster: %s in %s, ports %d..\n", name, tc->root,
+                tc->base);
+    }
     return 0;
 }
 
@@ -195,10 +329,8 @@ int tkv_tc_start(struct tkv_tc *tc, int i, enum tkv_tc_mode mode, int join_from)
 {
     struct tkv_tc_node *nd;
     const char *node_bin = tkv_tc_bin("tuplekv-node");
-    const char *argv[16 + TKV_TC_MAX_FLAGS];
-    char id[16], boot[TKV_TC_MAX * 80];
-    size_t off = 0;
-    int argc = 0, k;
+    struct tkv_nodeargv a;
+    int k;
     pid_t parent = getpid(), pid;
 
     if (i < 1 || i > TKV_TC_MAX || tc->nodes[i].pid > 0 ||
@@ -208,33 +340,22 @@ int tkv_tc_start(struct tkv_tc *tc, int i, enum tkv_tc_mode mode, int join_from)
         return -1;
     }
     nd = &tc->nodes[i];
-    snprintf(id, sizeof id, "%d", i);
-    boot[0] = '\0';
-    for (k = 1; k <= tc->n; k++) {
-        off += (size_t)snprintf(boot + off, sizeof boot - off, "%s%d=%s=%s",
-                                k > 1 ? "," : "", k, tc->nodes[k].raft,
-                                tc->nodes[k].client);
-    }
-    argv[argc++] = "tuplekv-node";
-    argv[argc++] = "--id";
-    argv[argc++] = id;
-    argv[argc++] = "--raft-address";
-    argv[argc++] = nd->raft;
-    argv[argc++] = "--client-address";
-    argv[argc++] = nd->client;
-    argv[argc++] = "--data-dir";
-    argv[argc++] = nd->dir;
+    tkv_nodeargv_init(&a, "tuplekv-node", i, nd->raft, nd->client, nd->dir);
     if (mode == TKV_TC_BOOTSTRAP) {
-        argv[argc++] = "--bootstrap";
-        argv[argc++] = boot;
+        for (k = 1; k <= tc->n; k++) {
+            tkv_nodeargv_member(&a, k, tc->nodes[k].raft, tc->nodes[k].client);
+        }
+        tkv_nodeargv_bootstrap(&a);
     } else if (mode == TKV_TC_JOIN) {
-        argv[argc++] = "--join";
-        argv[argc++] = tc->nodes[join_from].client;
+        tkv_nodeargv_flag(&a, "--join", tc->nodes[join_from].client);
     }
     for (k = 0; k < tc->nflags; k++) {
-        argv[argc++] = tc->flags[k];
+        tkv_nodeargv_add(&a, tc->flags[k]);
     }
-    argv[argc] = NULL;
+    if (a.overflow) {
+        fprintf(stderr, "testcluster: node %d: command line too long\n", i);
+        return -1;
+    }
 
     pid = fork();
     if (pid < 0) {
@@ -254,7 +375,7 @@ int tkv_tc_start(struct tkv_tc *tc, int i, enum tkv_tc_mode mode, int join_from)
             dup2(fd, 2);
             close(fd);
         }
-        execv(node_bin, (char *const *)argv);
+        execv(node_bin, (char *const *)a.argv);
         _exit(127);
     }
     nd->pid = pid;
@@ -316,20 +437,13 @@ int tkv_tc_kill(struct tkv_tc *tc, int i, int sig)
 void tkv_tc_destroy(struct tkv_tc *tc)
 {
     int64_t deadline;
-    int i, status;
+    int i;
 
+    tkv_tc_check_running(tc); /* reports the nodes that died */
     /* all at once, so slow shutdowns overlap */
     for (i = 1; i <= TKV_TC_MAX; i++) {
         struct tkv_tc_node *nd = &tc->nodes[i];
         if (nd->pid <= 0) {
-            continue;
-        }
-        if (waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
-            fprintf(stderr,
-                    "testcluster: node %d had exited on its own "
-                    "(status %d), see %s\n",
-                    i, status, nd->log);
-            nd->pid = 0;
             continue;
         }
         if (nd->paused) {
@@ -353,6 +467,24 @@ int tkv_tc_teardown(void **state)
     return 0;
 }
 
+int tkv_tc_check_running(struct tkv_tc *tc)
+{
+    int i, status, rv = 0;
+    for (i = 1; i <= TKV_TC_MAX; i++) {
+        struct tkv_tc_node *nd = &tc->nodes[i];
+        if (nd->pid > 0 && waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
+            fprintf(stderr,
+                    "testcluster: node %d exited on its own (status %d), "
+                    "see %s\n",
+                    i, status, nd->log);
+            nd->pid = 0;
+            nd->paused = 0;
+            rv = -1;
+        }
+    }
+    return rv;
+}
+
 int tkv_tc_wait_leader(struct tkv_tc *tc,
                        int timeout_ms,
                        tkv_tc_status_cb status_cb,
@@ -362,6 +494,9 @@ int tkv_tc_wait_leader(struct tkv_tc *tc,
     do {
         int i, leader = 0, agree = 1;
         uint64_t agreed_id = 0;
+        if (tkv_tc_check_running(tc) != 0) {
+            return 0;
+        }
         for (i = 1; i <= TKV_TC_MAX; i++) {
             int is_leader = 0;
             uint64_t leader_id = 0;

@@ -6,7 +6,11 @@
  * Node i (1-based) listens for clients on base + i and for raft on
  * base + 50 + i; its data lives in <root>/d<i> and its stdout and stderr go
  * to <root>/n<i>.log, root being a fresh temp directory per cluster. Every
- * test binary takes a port base of its own, so CTest runs them in parallel.
+ * test binary asks for a port base of its own, so CTest runs them in
+ * parallel; a base is a block of 100 ports in 20000..29999 that the process
+ * holds (a lock in /tmp/tkv-test-ports) until it exits, so runs from other
+ * build trees or repeats of the same test at once take other blocks. When
+ * the asked one is taken the next free block is used: tc->base says which.
  *
  * Happy path:
  *   1. tkv_tc_init: addresses and the temp root; no process yet.
@@ -51,7 +55,7 @@ struct tkv_tc_node {
 
 struct tkv_tc {
     char root[256];                           /* temp directory */
-    int base;                                 /* port base */
+    int base;                                 /* port base, as reserved */
     int n;                                    /* nodes in the bootstrap set */
     char endpoints[TKV_TC_MAX * 32];          /* clients of nodes 1..n */
     struct tkv_tc_node nodes[TKV_TC_MAX + 1]; /* 1-based */
@@ -59,9 +63,11 @@ struct tkv_tc {
     int nflags;
 };
 
-/* Set up n nodes' addresses and a fresh temp root named after the test;
- * flags (NULL-terminated, may be NULL) are passed to every node and are
- * copied. No process yet. 0, or -1 after printing why. */
+/* Reserve a block of ports (base first; the same block for the same base
+ * again in this process), set up n nodes' addresses and a fresh temp root
+ * named after the test; flags (NULL-terminated, may be NULL) are passed to
+ * every node and are copied. No process yet. 0, or -1 after printing
+ * why. */
 int tkv_tc_init(struct tkv_tc *tc,
                 const char *name,
                 int base,
@@ -105,9 +111,16 @@ typedef int (*tkv_tc_status_cb)(void *arg,
                                 int *is_leader /* OUT */,
                                 uint64_t *leader_id /* OUT */);
 
+/* 0 when every node started (and not killed since) still runs; else -1
+ * after printing which exited: a node exits on its own only when it failed
+ * (at its start: a port taken, a bad data dir). It is reaped, and counts
+ * as not running from then on. */
+int tkv_tc_check_running(struct tkv_tc *tc);
+
 /* Index (1-based) of the node that says it is the leader and whose
  * leadership every other running node agrees on, polling up to
- * timeout_ms; 0 when none. */
+ * timeout_ms; 0 when none, or at once when a node exited on its own
+ * (tkv_tc_check_running). */
 int tkv_tc_wait_leader(struct tkv_tc *tc,
                        int timeout_ms,
                        tkv_tc_status_cb status_cb,
