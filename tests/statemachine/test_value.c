@@ -448,6 +448,47 @@ static void test_strings(void **state)
     }
 }
 
+/* Every ASCII byte and a 2, 3 and 4-byte character at every offset of a
+ * 24-byte string, so each lands in each lane of the 8-bytes-at-a-time scan
+ * and in the tail; and a stray byte at every offset is refused. */
+static void test_strings_every_offset(void **state)
+{
+    static const uint32_t wide[] = {0xE9, 0x20AC, 0x1F600};
+    size_t pos, i;
+    (void)state;
+    for (pos = 0; pos < 24; pos++) {
+        char buf[32];
+        struct tkv_buf b;
+        struct tkv_err err;
+        size_t len;
+        json_t *v;
+        for (i = 0; i < 128 + 3; i++) {
+            size_t n = pos;
+            memset(buf, 'a', sizeof buf);
+            if (i < 128) {
+                buf[n++] = (char)i;
+            } else {
+                n += put_utf8(wide[i - 128], buf + n);
+            }
+            v = json_stringn(buf, n > 24 ? n : 24);
+            assert_non_null(v);
+            check_json(v);
+            json_decref(v);
+        }
+        memset(buf, 'a', sizeof buf);
+        buf[pos] = (char)0xFF;
+        tkv_buf_init(&b);
+        {
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &b, tkv_buf_msgpack_write);
+            msgpack_pack_str_with_body(&pk, buf, 24);
+        }
+        assert_int_equal(tkv_value_check_bytes(b.data, b.len, &len, &err),
+                         TKV_ENOT_JSON);
+        tkv_buf_close(&b);
+    }
+}
+
 /* ---- tests: the size limit ---- */
 
 static json_t *string_of_json_len(size_t json_len)
@@ -903,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_float32),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_strings_every_offset),
         cmocka_unit_test(test_size_boundary),
         cmocka_unit_test(test_size_counts_escapes),
         cmocka_unit_test(test_not_json),
