@@ -54,8 +54,13 @@ struct tkv_session {
     uint64_t floor;                   /* results below were forgotten */
     struct tkv_session *lru_prev;
     struct tkv_session *lru_next;
-    struct tkv_sess_result *results;  /* owned, sorted by seq */
+    /* The remembered results, sorted by seq: results[0..nresults) lies
+     * inside buf, starting where the acknowledged ones were dropped (a
+     * pointer bump, not a move); the gap is reclaimed when the end of buf
+     * is reached. */
+    struct tkv_sess_result *results;
     size_t nresults;
+    struct tkv_sess_result *buf; /* owned, cap entries */
     size_t cap;
 };
 
@@ -166,7 +171,7 @@ static void sess_remove(struct tkv_sm *sm, struct tkv_session *s)
     }
     lru_unlink(sm, s);
     sm->sess_count--;
-    tkv_free(s->results);
+    tkv_free(s->buf);
     tkv_free(s);
 }
 
@@ -211,11 +216,8 @@ static void sess_ack(struct tkv_session *s, uint64_t ack)
     while (drop < s->nresults && s->results[drop].seq < ack) {
         drop++;
     }
-    if (drop > 0) {
-        memmove(s->results, s->results + drop,
-                (s->nresults - drop) * sizeof *s->results);
-        s->nresults -= drop;
-    }
+    s->results += drop;
+    s->nresults -= drop;
 }
 
 static const struct tkv_result *sess_lookup(const struct tkv_session *s,
@@ -240,18 +242,28 @@ static int sess_store(struct tkv_sm *sm, struct tkv_session *s, uint64_t seq,
                       const struct tkv_result *r)
 {
     size_t pos;
-    if (s->nresults == s->cap) {
-        size_t cap = s->cap == 0 ? 4 : s->cap * 2;
-        struct tkv_sess_result *p;
-        if (cap > sm->cfg.session_window + 1) {
-            cap = sm->cfg.session_window + 1;
+    size_t gap = (size_t)(s->results - s->buf);
+    if (gap + s->nresults == s->cap) {
+        /* Room for twice the window: reclaiming the gap then moves at most
+         * one entry per store, on average. */
+        size_t most = 2 * (sm->cfg.session_window + 1);
+        if (gap > 0 && (s->cap == most || gap >= s->nresults)) {
+            memmove(s->buf, s->results, s->nresults * sizeof *s->results);
+            s->results = s->buf;
+        } else {
+            size_t cap = s->cap == 0 ? 4 : s->cap * 2;
+            struct tkv_sess_result *p;
+            if (cap > most) {
+                cap = most;
+            }
+            p = tkv_realloc(s->buf, cap * sizeof *p);
+            if (p == NULL) {
+                return TKV_ENOMEM;
+            }
+            s->buf = p;
+            s->results = p + gap;
+            s->cap = cap;
         }
-        p = tkv_realloc(s->results, cap * sizeof *p);
-        if (p == NULL) {
-            return TKV_ENOMEM;
-        }
-        s->results = p;
-        s->cap = cap;
     }
     /* Usually seq is the largest so far: insertion at the end. */
     pos = s->nresults;
@@ -266,8 +278,7 @@ static int sess_store(struct tkv_sm *sm, struct tkv_session *s, uint64_t seq,
     if (s->nresults > sm->cfg.session_window) {
         /* Window full: forget the oldest; its seq is now below the floor. */
         s->floor = s->results[0].seq + 1;
-        memmove(s->results, s->results + 1,
-                (s->nresults - 1) * sizeof *s->results);
+        s->results++;
         s->nresults--;
     }
     return 0;

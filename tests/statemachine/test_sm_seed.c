@@ -584,6 +584,87 @@ static void session_dedup(void **state)
     assert_int_equal(t->sm.sess_count, 0);
 }
 
+/* A pipelining client: 6000 writes of one session, sent in shuffled
+ * groups, acknowledged late by a varying amount (sometimes beyond the
+ * window), some sent again later. The oracle keeps what the window should
+ * hold: a retry is answered with the first result while its seq is
+ * remembered, and STALE once it is below what was acknowledged or pushed
+ * out of the window. */
+enum { SW_N = 6000 };
+static uint64_t sw_version[SW_N + 1]; /* first result of each seq */
+static int sw_applied[SW_N + 1];
+static uint64_t sw_floor;
+
+static void sw_write(struct smt *t, uint64_t seq, uint64_t ack) {
+  size_t window = t->sm.cfg.session_window;
+  struct tkv_result r = smt_set_s(t, "[\"w\"]", "1", 0, 9, seq, ack);
+  size_t live = 0;
+  uint64_t k;
+
+  if (ack > sw_floor) {
+    sw_floor = ack;
+  }
+  if (seq < sw_floor) {
+    assert_int_equal(r.code, TKV_ESTALE);
+    return;
+  }
+  assert_int_equal(r.code, 0);
+  if (sw_applied[seq]) { /* a retry */
+    assert_int_equal(r.version, sw_version[seq]);
+    return;
+  }
+  sw_applied[seq] = 1;
+  sw_version[seq] = r.version;
+  for (k = sw_floor; k <= SW_N; k++) {
+    live += (size_t)sw_applied[k];
+  }
+  while (live > window) { /* the oldest remembered is forgotten */
+    while (!sw_applied[sw_floor]) {
+      sw_floor++;
+    }
+    sw_floor++;
+    live--;
+  }
+}
+
+static uint64_t sw_rand(uint64_t *rng) {
+  *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+  return *rng >> 33;
+}
+
+static void session_window(void **state) {
+  struct smt *t = *state;
+  uint64_t rng = 42, ack = 1, next = 1;
+
+  memset(sw_applied, 0, sizeof sw_applied);
+  sw_floor = 0;
+  while (next <= SW_N) {
+    uint64_t group[8], i, n = 1 + sw_rand(&rng) % 8;
+    for (i = 0; i < n && next <= SW_N; i++) {
+      group[i] = next++;
+    }
+    n = i;
+    for (i = n; i > 1; i--) { /* shuffled */
+      uint64_t j = sw_rand(&rng) % i, tmp = group[i - 1];
+      group[i - 1] = group[j];
+      group[j] = tmp;
+    }
+    for (i = 0; i < n; i++) {
+      uint64_t seq = group[i];
+      /* the ack lags by 0..1500 (the window is 1024) */
+      if (seq > 1500 && sw_rand(&rng) % 4 == 0) {
+        uint64_t a = seq - sw_rand(&rng) % 1500;
+        ack = a > ack ? a : ack;
+      }
+      sw_write(t, seq, ack);
+      if (seq > 3 && sw_rand(&rng) % 3 == 0) { /* a retry */
+        uint64_t back = sw_rand(&rng) % (seq < 1200 ? seq - 1 : 1200);
+        sw_write(t, seq - 1 - back, ack);
+      }
+    }
+  }
+  assert_true(sw_floor > 1000); /* the window did move */
+}
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -610,6 +691,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ttl_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(atomic_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(session_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
