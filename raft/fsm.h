@@ -76,6 +76,8 @@ struct tkv_fsm {
     struct tkv_buf tail; /* entries applied since base_index; owned */
     size_t tail_count;
     uint64_t started_us;
+    unsigned threshold_base; /* 0: raft's threshold is left alone */
+    uint64_t jitter;         /* xorshift state for the next threshold */
 
     /* snapshot handed to raft, released by finalize */
     struct raft_buffer out[3];
@@ -96,6 +98,10 @@ struct tkv_fsm {
 
 /* Set up the FSM with an empty state machine. 0 or a TKV_E code. */
 int tkv_fsm_init(struct tkv_fsm *f, int mode, struct tkv_err *err);
+/* Take snapshots every base x [0.75, 1.25] entries, drawn again after each
+ * one (seed: e.g. the node id, so nodes differ); sets raft's threshold.
+ * f->raft must be set. */
+void tkv_fsm_set_threshold(struct tkv_fsm *f, unsigned base, uint64_t seed);
 /* Kill a running snapshot child and free everything. */
 void tkv_fsm_close(struct tkv_fsm *f);
 

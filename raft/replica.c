@@ -31,7 +31,7 @@ void tkv_replica_config_default(struct tkv_replica_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->tick_ms = 500;
-    cfg->election_timeout_ms = 1000;
+    cfg->election_timeout_ms = 500;
     cfg->heartbeat_ms = 100;
     /* 16k entries: at 1024 a loaded node snapshotted ~every second and
      * spent half its time in them (bench/results/2026-11-27-1319.md) */
@@ -409,7 +409,7 @@ int tkv_replica_start(uv_loop_t *loop,
     r->raft.data = r;
     raft_set_election_timeout(&r->raft, cfg->election_timeout_ms);
     raft_set_heartbeat_timeout(&r->raft, cfg->heartbeat_ms);
-    raft_set_snapshot_threshold(&r->raft, cfg->snapshot_threshold);
+    tkv_fsm_set_threshold(&r->fsm, cfg->snapshot_threshold, cfg->id);
     raft_set_snapshot_trailing(&r->raft, cfg->snapshot_trailing);
     raft_set_pre_vote(&r->raft, true);
 
