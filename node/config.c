@@ -64,6 +64,9 @@ static const struct opt opts[] = {
     {"--snapshot-trailing", "snapshot_trailing", OPT_UINT,
      OFF(snapshot_trailing), 0, 100000000,
      "N           entries kept in the log after a snapshot (default 1024)"},
+    {"--snapshot-compression", "snapshot_compression", OPT_UINT,
+     OFF(snapshot_compression), 0, 1,
+     "0|1         LZ4-compress snapshot files (default 0: CPU is dearer)"},
     {"--snapshot-mode", "snapshot_mode", OPT_SNAPMODE, OFF(snapshot_mode), 0, 0,
      "fork|inline how snapshots are serialized (default fork)"},
     {"--max-connections", "max_connections", OPT_UINT, OFF(max_connections), 1,
@@ -412,6 +415,7 @@ int tkv_node_config_parse(struct tkv_node_config *cfg,
     cfg->snapshot_threshold = d.snapshot_threshold;
     cfg->snapshot_trailing = d.snapshot_trailing;
     cfg->snapshot_mode = d.snapshot_mode;
+    cfg->snapshot_compression = (unsigned)d.snapshot_compression;
     cfg->max_connections = 1024;
     cfg->log_level = TKV_LOG_INFO;
 

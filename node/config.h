@@ -30,6 +30,7 @@ struct tkv_node_config {
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     int snapshot_mode; /* 0 fork, 1 inline */
+    unsigned snapshot_compression; /* 1: LZ4 snapshot files */
     unsigned max_connections;
     int log_level;
     int help; /* --help given */

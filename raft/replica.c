@@ -396,6 +396,7 @@ int tkv_replica_start(uv_loop_t *loop,
         goto err_after_transport_init;
     }
     raft_uv_set_connect_retry_delay(&r->io, 200);
+    raft_uv_set_snapshot_compression(&r->io, cfg->snapshot_compression != 0);
     /* Work around raft 0.22.1 crashing when an install snapshot arrives
      * while our own snapshot is being written (see snapgate.h). */
     tkv_snapgate_install(&r->gate, &r->io, &r->fsm.out_busy);

@@ -52,6 +52,10 @@ struct tkv_replica_config {
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
     int snapshot_mode; /* 0 = fork (see raft/fsm.h) */
+    /* 1: raft_uv LZ4-compresses snapshot files. Off by default: on a small
+     * machine the CPU it takes while a snapshot is written costs more
+     * write latency than the bigger file (bench/results, targets). */
+    int snapshot_compression;
 };
 
 void tkv_replica_config_default(struct tkv_replica_config *cfg);
