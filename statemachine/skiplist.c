@@ -609,6 +609,63 @@ done:
     return 0;
 }
 
+int tkv_sl_append(struct tkv_skiplist *sl,
+                  const uint8_t *key,
+                  size_t klen,
+                  const uint8_t *val,
+                  size_t vlen,
+                  uint64_t version,
+                  int64_t expires_at)
+{
+    struct tkv_sl_node *update[TKV_SKIPLIST_MAXLEVEL];
+    size_t rank[TKV_SKIPLIST_MAXLEVEL];
+    struct tkv_sl_index *ix = &sl->index;
+    struct tkv_sl_node *x = sl->head;
+    struct tkv_sl_node *n;
+    uint64_t rng_saved = sl->rng;
+    uint64_t h = 0;
+    size_t slot = 0;
+    size_t r = 0;
+    int i;
+
+    assert(klen <= UINT16_MAX);
+    assert(vlen <= UINT32_MAX);
+    if (sl->tail != NULL &&
+        key_cmp(tkv_sl_key(sl->tail), sl->tail->klen, key, klen) >= 0) {
+        return TKV_EINVALID;
+    }
+    if (ix->slots != NULL) {
+        int found;
+        if (sl->length + 1 > ix->grow_at && index_grow(ix) != 0) {
+            return TKV_ENOMEM;
+        }
+        h = key_hash(ix, key, klen);
+        slot = index_find(ix, key, klen, h, &found);
+        assert(!found);
+    }
+    /* The right edge: at each level, the last node. */
+    for (i = sl->level - 1; i >= 0; i--) {
+        while (x->next[i] != NULL) {
+            r += span_of(x, i);
+            x = x->next[i];
+        }
+        update[i] = x;
+        rank[i] = r;
+    }
+    n = node_new(random_level(&sl->rng), key, klen, val, vlen, version,
+                 expires_at);
+    if (n == NULL) {
+        sl->rng = rng_saved;
+        return TKV_ENOMEM;
+    }
+    insert_node(sl, update, rank, n);
+    if (ix->slots != NULL) {
+        assert(((uintptr_t)n & ~SLOT_PTR_MASK) == 0);
+        ix->slots[slot] = slot_tag(h) | (uintptr_t)n;
+    }
+    return 0;
+}
+
 int tkv_sl_delete(struct tkv_skiplist *sl, const uint8_t *key, size_t klen)
 {
     struct tkv_sl_node *update[TKV_SKIPLIST_MAXLEVEL];

@@ -124,6 +124,19 @@ int tkv_sl_put(struct tkv_skiplist *sl,
                int64_t expires_at,
                int *replaced /* OUT */);
 
+/* Insert key after every key in the list (a bulk load of sorted entries,
+ * e.g. a snapshot restore): the same result as tkv_sl_put, without a
+ * search (the path is the list's right edge, walked by links alone).
+ * Returns 0, TKV_ENOMEM, or TKV_EINVALID when key is not above the last
+ * key (list unchanged). */
+int tkv_sl_append(struct tkv_skiplist *sl,
+                  const uint8_t *key,
+                  size_t klen,
+                  const uint8_t *val,
+                  size_t vlen,
+                  uint64_t version,
+                  int64_t expires_at);
+
 /* Delete key; returns 1 if it was there, 0 if not. */
 int tkv_sl_delete(struct tkv_skiplist *sl, const uint8_t *key, size_t klen);
 

@@ -1163,7 +1163,13 @@ static int rd_entry(struct snap_reader *r, struct tkv_sm *sm,
                            sm->data.length);
     }
     bound_set(prev, k, klen);
-    rv = tkv_sl_put(&sm->data, k, klen, v, vlen, version, expires_at, NULL);
+    /* In key order (checked above): appended, no search. */
+    rv = tkv_sl_append(&sm->data, k, klen, v, vlen, version, expires_at);
+    if (rv == TKV_EINVALID) {
+        return tkv_err_set(r->err, TKV_ECORRUPT,
+                           "snapshot: keys out of order at entry %zu",
+                           sm->data.length);
+    }
     if (rv == 0 && expires_at != 0) {
         uint8_t ek[EXPIRY_KEY_MAX];
         size_t eklen = expiry_key(expires_at, k, klen, ek);

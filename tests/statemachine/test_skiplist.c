@@ -1235,6 +1235,57 @@ static void test_prefetch_batches(void **state)
     }
 }
 
+/* A sorted bulk load by tkv_sl_append is the list tkv_sl_put would build
+ * from the same entries in the same order: same contents, ranks, index and
+ * node heights; a key not above the last is refused and changes nothing. */
+static void append_matches_put(int indexed)
+{
+    struct tkv_skiplist a, b;
+    struct model m = {0};
+    struct entry x;
+    size_t i;
+
+    assert_int_equal(tkv_sl_init(&a, 7, indexed), 0);
+    assert_int_equal(tkv_sl_init(&b, 7, indexed), 0);
+    for (i = 0; i < 20000; i++) {
+        random_entry(&x);
+        (void)model_put(&m, &x); /* 1 when the key was drawn before */
+    }
+    for (i = 0; i < m.n; i++) {
+        const struct entry *e = &m.e[i];
+        assert_int_equal(tkv_sl_append(&a, e->key, e->klen, e->val, e->vlen,
+                                       e->version, e->expires_at),
+                         0);
+        assert_int_equal(tkv_sl_put(&b, e->key, e->klen, e->val, e->vlen,
+                                    e->version, e->expires_at, NULL),
+                         0);
+    }
+    compare(&a, &m, 0);
+    expect_same_shape(&a, &b);
+    for (i = 0; i < m.n; i += 97) {
+        assert_ptr_equal(tkv_sl_get(&a, m.e[i].key, m.e[i].klen),
+                         tkv_sl_at(&a, i));
+    }
+    /* the last key again, and one below it */
+    x = m.e[m.n - 1];
+    assert_int_equal(tkv_sl_append(&a, x.key, x.klen, x.val, x.vlen, 1, 0),
+                     TKV_EINVALID);
+    x = m.e[0];
+    assert_int_equal(tkv_sl_append(&a, x.key, x.klen, x.val, x.vlen, 1, 0),
+                     TKV_EINVALID);
+    compare(&a, &m, 1);
+    tkv_sl_close(&a);
+    tkv_sl_close(&b);
+    free(m.e);
+}
+
+static void test_append(void **state)
+{
+    (void)state;
+    append_matches_put(0);
+    append_matches_put(1);
+}
+
 static void test_empty_and_edges(void **state)
 {
     struct tkv_skiplist sl;
@@ -1319,6 +1370,7 @@ int main(void)
         cmocka_unit_test(test_index_keeps_shape),
         cmocka_unit_test(test_prefetch_batches),
         cmocka_unit_test(test_empty_and_edges),
+        cmocka_unit_test(test_append),
     };
 
     seed = env != NULL ? strtoull(env, NULL, 10)
