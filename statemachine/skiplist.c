@@ -609,6 +609,17 @@ done:
     return 0;
 }
 
+int tkv_sl_reserve(struct tkv_skiplist *sl, size_t n)
+{
+    /* The same sizes as growth one insert at a time would reach. */
+    while (sl->index.slots != NULL && sl->index.grow_at < n) {
+        if (index_grow(&sl->index) != 0) {
+            return TKV_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int tkv_sl_append(struct tkv_skiplist *sl,
                   const uint8_t *key,
                   size_t klen,

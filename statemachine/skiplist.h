@@ -124,6 +124,11 @@ int tkv_sl_put(struct tkv_skiplist *sl,
                int64_t expires_at,
                int *replaced /* OUT */);
 
+/* Size the index for n entries at once (a bulk load of known size), so
+ * it does not grow, rehashing everything, on the way. A no-op without an
+ * index. 0 or TKV_ENOMEM (list unchanged). */
+int tkv_sl_reserve(struct tkv_skiplist *sl, size_t n);
+
 /* Insert key after every key in the list (a bulk load of sorted entries,
  * e.g. a snapshot restore): the same result as tkv_sl_put, without a
  * search (the path is the list's right edge, walked by links alone).
