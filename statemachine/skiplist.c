@@ -609,14 +609,64 @@ done:
     return 0;
 }
 
-int tkv_sl_reserve(struct tkv_skiplist *sl, size_t n)
+void tkv_sl_index_suspend(struct tkv_skiplist *sl)
 {
-    /* The same sizes as growth one insert at a time would reach. */
-    while (sl->index.slots != NULL && sl->index.grow_at < n) {
-        if (index_grow(&sl->index) != 0) {
-            return TKV_ENOMEM;
+    struct tkv_sl_index *ix = &sl->index;
+    if (ix->slots != NULL) {
+        tkv_free(ix->slots);
+        ix->slots = NULL;
+        ix->cap = 0;
+        ix->grow_at = 0;
+        ix->suspended = 1;
+    }
+}
+
+int tkv_sl_index_resume(struct tkv_skiplist *sl)
+{
+    struct tkv_sl_index *ix = &sl->index;
+    /* node and hash of the next GROW_HALF nodes, their slots fetched */
+    const struct tkv_sl_node *node[GROW_HALF];
+    uint64_t hash[GROW_HALF];
+    const struct tkv_sl_node *ahead = tkv_sl_first(sl);
+    size_t cap = INDEX_MIN_CAP;
+    size_t i, queued = 0;
+    uint64_t *slots;
+
+    if (!ix->suspended) {
+        return 0;
+    }
+    /* The size growth one insert at a time would have reached. */
+    while (index_limit(cap) < sl->length) {
+        cap += cap / 2;
+    }
+    slots = tkv_calloc(cap, sizeof *slots);
+    if (slots == NULL) {
+        return TKV_ENOMEM;
+    }
+    for (i = 0;; i++) {
+        size_t k = i % GROW_HALF;
+        if (i >= GROW_HALF) {
+            if (queued == 0) {
+                break;
+            }
+            index_place(slots, cap, slot_tag(hash[k]) | (uintptr_t)node[k],
+                        hash[k]);
+            queued--;
+        }
+        if (ahead != NULL) {
+            node[k] = ahead;
+            hash[k] = node_hash(ix, ahead);
+            __builtin_prefetch(&slots[slot_home(hash[k], cap)], 1);
+            ahead = tkv_sl_next(ahead);
+            queued++;
+        } else if (i < GROW_HALF && queued == 0) {
+            break; /* empty list */
         }
     }
+    ix->slots = slots;
+    ix->cap = cap;
+    ix->grow_at = index_limit(cap);
+    ix->suspended = 0;
     return 0;
 }
 

@@ -90,6 +90,7 @@ struct tkv_sl_index {
     size_t cap;      /* number of slots (any size, not a power of two) */
     size_t grow_at;  /* length above which the index grows (load 0.8) */
     uint64_t seed;   /* of tkv_hash64 */
+    int suspended;   /* tkv_sl_index_suspend: rebuilt by _resume */
 };
 
 struct tkv_skiplist {
@@ -124,10 +125,14 @@ int tkv_sl_put(struct tkv_skiplist *sl,
                int64_t expires_at,
                int *replaced /* OUT */);
 
-/* Size the index for n entries at once (a bulk load of known size), so
- * it does not grow, rehashing everything, on the way. A no-op without an
- * index. 0 or TKV_ENOMEM (list unchanged). */
-int tkv_sl_reserve(struct tkv_skiplist *sl, size_t n);
+/* Bulk loads (a snapshot restore): tkv_sl_index_suspend frees the index,
+ * so that appends skip it (lookups meanwhile search, as in a list without
+ * an index), and tkv_sl_index_resume builds it again from the nodes in one
+ * pass, with the cache misses of several slots in flight at once instead
+ * of one per insert. resume: 0, or TKV_ENOMEM and the list stays without
+ * an index (correct, slower). Both are no-ops on a list made without one. */
+void tkv_sl_index_suspend(struct tkv_skiplist *sl);
+int tkv_sl_index_resume(struct tkv_skiplist *sl);
 
 /* Insert key after every key in the list (a bulk load of sorted entries,
  * e.g. a snapshot restore): the same result as tkv_sl_put, without a

@@ -1318,11 +1318,8 @@ int tkv_sm_restore(struct tkv_sm *sm, const uint8_t *buf, size_t len,
     if (rv == 0 && (counts[0] > len || counts[1] > len || counts[2] > len)) {
         rv = tkv_err_set(err, TKV_ECORRUPT, "snapshot: impossible counts");
     }
-    /* An entry takes at least 8 bytes; below that the count is a lie that
-     * the loop below will catch. Failing to reserve only costs time. */
-    if (rv == 0 && counts[0] <= len / 8) {
-        (void)tkv_sl_reserve(&fresh.data, (size_t)counts[0]);
-    }
+    /* Keys come sorted: appended, and indexed all at once at the end. */
+    tkv_sl_index_suspend(&fresh.data);
     for (i = 0; rv == 0 && i < counts[0]; i++) {
         rv = rd_entry(&r, &fresh, prev);
     }
@@ -1334,6 +1331,10 @@ int tkv_sm_restore(struct tkv_sm *sm, const uint8_t *buf, size_t len,
     }
     if (rv == 0) {
         rv = rd_trailer(&r);
+    }
+    if (rv == 0) {
+        /* Out of memory here leaves the data unindexed: still correct. */
+        (void)tkv_sl_index_resume(&fresh.data);
     }
     tkv_free(prev);
     if (rv != 0) {

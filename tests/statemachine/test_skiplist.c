@@ -1286,6 +1286,57 @@ static void test_append(void **state)
     append_matches_put(1);
 }
 
+/* A bulk load with the index suspended, then rebuilt in one pass: the same
+ * index as inserts one at a time would make (checked slot by slot by
+ * tkv_sl_check), at every size around the pipeline's depth and beyond. */
+static void test_index_rebuild(void **state)
+{
+    static const size_t sizes[] = {0, 1, 2, 7, 8, 9, 15, 16, 17, 1000, 30000};
+    size_t s, i;
+    (void)state;
+    for (s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        struct tkv_skiplist a;
+        struct model m = {0};
+        struct entry x;
+        assert_int_equal(tkv_sl_init(&a, 3, 1), 0);
+        while (m.n < sizes[s]) { /* keys: m.n in 3 bytes, big endian */
+            random_entry(&x);
+            x.klen = 3;
+            x.key[0] = (uint8_t)(m.n >> 16);
+            x.key[1] = (uint8_t)(m.n >> 8);
+            x.key[2] = (uint8_t)m.n;
+            assert_int_equal(model_put(&m, &x), 0);
+        }
+        tkv_sl_index_suspend(&a);
+        assert_null(a.index.slots);
+        for (i = 0; i < m.n; i++) {
+            const struct entry *e = &m.e[i];
+            assert_int_equal(tkv_sl_append(&a, e->key, e->klen, e->val,
+                                           e->vlen, e->version, e->expires_at),
+                             0);
+        }
+        compare(&a, &m, s); /* unindexed meanwhile: lookups search */
+        assert_int_equal(tkv_sl_index_resume(&a), 0);
+        assert_non_null(a.index.slots);
+        compare(&a, &m, s);
+        for (i = 0; i < m.n; i++) {
+            assert_ptr_equal(tkv_sl_get(&a, m.e[i].key, m.e[i].klen),
+                             tkv_sl_at(&a, i));
+        }
+        /* and it goes on as an index: an insert, a delete */
+        random_entry(&x);
+        x.klen = 4;
+        memset(x.key, 0xFF, 4);
+        assert_int_equal(model_put(&m, &x), 0);
+        assert_int_equal(tkv_sl_put(&a, x.key, x.klen, x.val, x.vlen,
+                                    x.version, x.expires_at, NULL),
+                         0);
+        compare(&a, &m, s);
+        tkv_sl_close(&a);
+        free(m.e);
+    }
+}
+
 static void test_empty_and_edges(void **state)
 {
     struct tkv_skiplist sl;
@@ -1371,6 +1422,7 @@ int main(void)
         cmocka_unit_test(test_prefetch_batches),
         cmocka_unit_test(test_empty_and_edges),
         cmocka_unit_test(test_append),
+        cmocka_unit_test(test_index_rebuild),
     };
 
     seed = env != NULL ? strtoull(env, NULL, 10)
