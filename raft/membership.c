@@ -105,6 +105,26 @@ static void tkv__change_done(struct tkv__change *c, int code, const char *msg)
     tkv_free(c);
 }
 
+/* raft refused a change because "one is in progress" while we have none
+ * of our own running: say what raft's own markers are, so a stuck
+ * membership can be told apart (seen once under jepsen's member nemesis:
+ * a new leader refusing every change for 90 s). */
+static void tkv__log_cantchange(struct tkv_replica *r, int rv)
+{
+    if (rv != RAFT_CANTCHANGE) {
+        return;
+    }
+    tkv_log_warn("membership: raft refuses changes: configuration committed "
+                 "at %llu, uncommitted at %llu; commit %llu, applied %llu, "
+                 "last index %llu, term %llu",
+                 (unsigned long long)r->raft.configuration_committed_index,
+                 (unsigned long long)r->raft.configuration_uncommitted_index,
+                 (unsigned long long)raft_commit_index(&r->raft),
+                 (unsigned long long)raft_last_applied(&r->raft),
+                 (unsigned long long)raft_last_index(&r->raft),
+                 (unsigned long long)raft_current_term(&r->raft));
+}
+
 static void tkv__change_fail_raft(struct tkv__change *c, int status)
 {
     char msg[256];
@@ -159,6 +179,7 @@ static void tkv__promote(struct tkv__change *c)
     int rv = raft_assign(&c->rep->raft, &c->change, c->id, RAFT_VOTER,
                          tkv__assign_cb);
     if (rv != 0) {
+        tkv__log_cantchange(c->rep, rv);
         tkv__change_fail_raft(c, rv);
         return;
     }
@@ -236,6 +257,7 @@ int tkv_replica_member_add(struct tkv_replica *r,
     }
     rv = raft_add(&r->raft, &c->change, id, c->raft_address, tkv__add_cb);
     if (rv != 0) {
+        tkv__log_cantchange(r, rv);
         r->change = NULL;
         tkv_free(c);
         return tkv_err_set(err, tkv__raft_code(rv), "add member: %s",
@@ -338,6 +360,7 @@ int tkv_replica_member_remove(struct tkv_replica *r,
         c->accepted = rv == 0;
     }
     if (rv != 0) {
+        tkv__log_cantchange(r, rv);
         r->change = NULL;
         tkv_free(c);
         return tkv_err_set(err, tkv__raft_code(rv), "remove member: %s",
