@@ -263,6 +263,14 @@ static inline uint64_t slot_tag(uint64_t h)
     return h << SLOT_PTR_BITS;
 }
 
+/* The slot value for node n of hash h: its tag and its address. */
+static inline uint64_t slot_of_node(uint64_t h, const struct tkv_sl_node *n)
+{
+    /* The top 16 bits must be free for the tag. */
+    assert(((uintptr_t)n & ~SLOT_PTR_MASK) == 0);
+    return slot_tag(h) | (uintptr_t)n;
+}
+
 static inline struct tkv_sl_node *slot_node(uint64_t s)
 {
     return (struct tkv_sl_node *)(uintptr_t)(s & SLOT_PTR_MASK);
@@ -598,9 +606,7 @@ int tkv_sl_put(struct tkv_skiplist *sl,
         insert_node(sl, update, rank, n);
     }
     if (ix->slots != NULL) {
-        /* The top 16 bits must be free for the tag. */
-        assert(((uintptr_t)n & ~SLOT_PTR_MASK) == 0);
-        ix->slots[slot] = slot_tag(h) | (uintptr_t)n;
+        ix->slots[slot] = slot_of_node(h, n);
     }
 done:
     if (replaced != NULL) {
@@ -649,8 +655,7 @@ int tkv_sl_index_resume(struct tkv_skiplist *sl)
             if (queued == 0) {
                 break;
             }
-            index_place(slots, cap, slot_tag(hash[k]) | (uintptr_t)node[k],
-                        hash[k]);
+            index_place(slots, cap, slot_of_node(hash[k], node[k]), hash[k]);
             queued--;
         }
         if (ahead != NULL) {
@@ -721,8 +726,7 @@ int tkv_sl_append(struct tkv_skiplist *sl,
     }
     insert_node(sl, update, rank, n);
     if (ix->slots != NULL) {
-        assert(((uintptr_t)n & ~SLOT_PTR_MASK) == 0);
-        ix->slots[slot] = slot_tag(h) | (uintptr_t)n;
+        ix->slots[slot] = slot_of_node(h, n);
     }
     return 0;
 }
