@@ -55,7 +55,7 @@ static const struct opt opts[] = {
      "MS          leader clock tick when idle (default 500)"},
     {"--election-timeout-ms", "election_timeout_ms", OPT_UINT,
      OFF(election_timeout_ms), 50, 600000,
-     "MS          raft election timeout (default 500)"},
+     "MS          raft election timeout (default 400)"},
     {"--heartbeat-ms", "heartbeat_ms", OPT_UINT, OFF(heartbeat_ms), 10, 60000,
      "MS          raft heartbeat interval (default 100)"},
     {"--snapshot-threshold", "snapshot_threshold", OPT_UINT,
@@ -69,6 +69,8 @@ static const struct opt opts[] = {
      "0|1         LZ4-compress snapshot files (default 0: CPU is dearer)"},
     {"--snapshot-mode", "snapshot_mode", OPT_SNAPMODE, OFF(snapshot_mode), 0, 0,
      "fork|inline how snapshots are serialized (default fork)"},
+    {"--huge-pages", "huge_pages", OPT_UINT, OFF(huge_pages), 0, 1,
+     "0|1         heap on transparent huge pages (default 1)"},
     {"--max-connections", "max_connections", OPT_UINT, OFF(max_connections), 1,
      1000000,
      "N           client connections served at once (default "
@@ -416,6 +418,7 @@ int tkv_node_config_parse(struct tkv_node_config *cfg,
     cfg->snapshot_trailing = d.snapshot_trailing;
     cfg->snapshot_mode = d.snapshot_mode;
     cfg->snapshot_compression = (unsigned)d.snapshot_compression;
+    cfg->huge_pages = 1;
     cfg->max_connections = 1024;
     cfg->log_level = TKV_LOG_INFO;
 

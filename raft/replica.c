@@ -31,7 +31,7 @@ void tkv_replica_config_default(struct tkv_replica_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->tick_ms = 500;
-    cfg->election_timeout_ms = 500;
+    cfg->election_timeout_ms = 400;
     cfg->heartbeat_ms = 100;
     /* 16k entries: at 1024 a loaded node snapshotted ~every second and
      * spent half its time in them (bench/results/2026-11-27-1319.md) */

@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <ftw.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "nodeargv.h"
+#include "rmtree.h"
 #include "runner.h"
 
 extern char **environ;
@@ -548,16 +548,6 @@ void tkvj_cluster_resume(struct tkvj_cluster *cl, int i)
     pthread_mutex_unlock(&cl->mu);
 }
 
-static int rm_cb(const char *path, const struct stat *sb, int flag,
-                 struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 int tkvj_cluster_wipe(struct tkvj_cluster *cl, int i)
 {
     struct tkvj_node *nd = &cl->nodes[i];
@@ -566,7 +556,7 @@ int tkvj_cluster_wipe(struct tkvj_cluster *cl, int i)
     if (nd->pid != 0) {
         rv = -1;
     } else {
-        nftw(nd->data_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        tkv_rmtree(nd->data_dir);
         log_marker(nd, "wiped the data dir of");
     }
     pthread_mutex_unlock(&cl->mu);

@@ -43,6 +43,42 @@ static void check_range(struct tkv_probe *p,
     }
 }
 
+/* Node i runs with its heap on transparent huge pages: it set
+ * glibc.malloc.hugetlb=1 and exec'd itself again (same pid), or said why
+ * not when the kernel has THP off. */
+static void check_huge_pages(int i)
+{
+    char thp[128] = "", path[64], env[8192];
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    size_t n, k;
+    int found = 0;
+
+    if (f != NULL) {
+        if (fgets(thp, sizeof thp, f) == NULL) {
+            thp[0] = '\0';
+        }
+        fclose(f);
+    }
+    if (thp[0] == '\0' || strstr(thp, "[never]") != NULL) {
+        assert_true(tkv_tc_log_count(&cluster, i, "heap: 4 KiB pages") >= 1);
+        return;
+    }
+    assert_true(tkv_tc_log_count(&cluster, i, "heap: GLIBC_TUNABLES=") >= 1);
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)cluster.nodes[i].pid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(env, 1, sizeof env - 1, f);
+    fclose(f);
+    env[n] = '\0';
+    for (k = 0; k < n; k += strlen(env + k) + 1) {
+        if (strncmp(env + k, "GLIBC_TUNABLES=", 15) == 0 &&
+            strstr(env + k, "glibc.malloc.hugetlb=1") != NULL) {
+            found = 1;
+        }
+    }
+    assert_true(found);
+}
+
 static void test_restart_and_rejoin(void **state)
 {
     static const char *const flags[] = {"--election-timeout-ms",
@@ -62,6 +98,9 @@ static void test_restart_and_rejoin(void **state)
     assert_int_equal(tkv_tc_start_all(&cluster, TKV_TC_BOOTSTRAP), 0);
     assert_int_not_equal(hc_wait_leader(&cluster, 20000), 0);
     tkv_probe_init(&p);
+    for (i = 1; i <= 3; i++) {
+        check_huge_pages(i);
+    }
     write_range(&p, 0, 100);
 
     for (i = 1; i <= 3; i++) {

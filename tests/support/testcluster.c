@@ -20,7 +20,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +35,7 @@
 #include <unistd.h>
 
 #include "nodeargv.h"
+#include "rmtree.h"
 
 #ifndef TKV_BIN_DIR
 #error "TKV_BIN_DIR must point at the build's bin directory"
@@ -85,18 +85,6 @@ const char *tkv_tc_bin(const char *name)
     return path;
 }
 
-static int tkv__tc_rm_cb(const char *path,
-                         const struct stat *sb,
-                         int flag,
-                         struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void tkv__tc_remove_roots(void)
 {
     int k;
@@ -104,7 +92,7 @@ static void tkv__tc_remove_roots(void)
         if (getenv("TKV_TEST_KEEP") != NULL) {
             fprintf(stderr, "testcluster: kept %s\n", tkv__tc_roots[k]);
         } else {
-            nftw(tkv__tc_roots[k], tkv__tc_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+            tkv_rmtree(tkv__tc_roots[k]);
         }
     }
     tkv__tc_nroots = 0;
