@@ -199,4 +199,15 @@ void tkv__confirm_free(struct tkv_replica *r);
 /* membership.c */
 void tkv__members_leader_sync(struct tkv_replica *r);
 
+/* raft 0.22.1 can keep a configuration marked uncommitted after its entry
+ * was committed and applied (seen under jepsen's member nemesis, after
+ * snapshot installs and restarts: "uncommitted at 9487" with 9716 applied),
+ * and then refuses every membership change for good with RAFT_CANTCHANGE.
+ * An applied entry is committed, so on a leader with no promotion running
+ * a marker at or below last_applied is stale: make that configuration the
+ * committed one, as raft does when it applies the entry itself. Returns the
+ * index it cleared, 0 when the marker was not stale (or nothing could be
+ * done). */
+raft_index tkv__config_unstick(struct raft *raft);
+
 #endif /* TKV_RAFT_GLUE_H */

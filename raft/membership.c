@@ -34,8 +34,36 @@ static const struct raft_server *tkv__conf_get(struct tkv_replica *r,
     return NULL;
 }
 
+raft_index tkv__config_unstick(struct raft *raft)
+{
+    raft_index x = raft->configuration_uncommitted_index;
+    struct raft_configuration copy;
+    unsigned i;
+
+    if (raft_state(raft) != RAFT_LEADER || x == 0 ||
+        x > raft_last_applied(raft) || raft->leader_state.promotee_id != 0) {
+        return 0;
+    }
+    /* While x is uncommitted, raft->configuration is the one of entry x. */
+    raft_configuration_init(&copy);
+    for (i = 0; i < raft->configuration.n; i++) {
+        const struct raft_server *s = &raft->configuration.servers[i];
+        if (raft_configuration_add(&copy, s->id, s->address, s->role) != 0) {
+            raft_configuration_close(&copy);
+            return 0;
+        }
+    }
+    raft_configuration_close(&raft->configuration_committed);
+    raft->configuration_committed = copy;
+    raft->configuration_committed_index = x;
+    raft->configuration_uncommitted_index = 0;
+    return x;
+}
+
 static int tkv__change_check(struct tkv_replica *r, struct tkv_err *err)
 {
+    raft_index stale;
+
     if (r->closing) {
         return tkv_err_set(err, TKV_ESHUTDOWN, "node is shutting down");
     }
@@ -45,6 +73,15 @@ static int tkv__change_check(struct tkv_replica *r, struct tkv_err *err)
     if (r->change != NULL) {
         return tkv_err_set(err, TKV_EBUSY,
                            "another membership change is in progress");
+    }
+    stale = tkv__config_unstick(&r->raft);
+    if (stale != 0) {
+        tkv_log_warn("membership: raft still had the configuration at %llu "
+                     "as uncommitted, with %llu applied: marked it "
+                     "committed (raft 0.22 leaves this marker behind, and "
+                     "would refuse every change)",
+                     (unsigned long long)stale,
+                     (unsigned long long)raft_last_applied(&r->raft));
     }
     return 0;
 }

@@ -52,6 +52,7 @@
 #include <cmocka.h>
 
 #include "common/alloc.h"
+#include "quiet.h"
 #include "raft/fsm.h"
 #include "common/log.h"
 #include "statemachine/command.h"
@@ -88,15 +89,6 @@ static uint32_t rnd(struct sim *s)
     s->rng ^= s->rng >> 27;
     return (uint32_t)((s->rng * 2685821657736338717ull) >> 32);
 }
-
-/* The fixture traces every raft event to stderr: keep the output readable. */
-static void quiet_emit(struct raft_tracer *t, int type, const void *info)
-{
-    (void)t;
-    (void)type;
-    (void)info;
-}
-static struct raft_tracer quiet_tracer = {NULL, 2, quiet_emit};
 
 static struct sim *current;
 static int (*real_snapshot)(struct raft_fsm *,
@@ -338,9 +330,7 @@ static int run_seed(unsigned seed, int faults)
         assert_int_equal(raft_fixture_grow(&s->f, &s->fsm[i].raft_fsm), 0);
         r = raft_fixture_get(&s->f, i);
         s->fsm[i].raft = r;
-        if (getenv("TKV_SIM_TRACE") == NULL) {
-            r->tracer = &quiet_tracer;
-        }
+        tkv_fixture_quiet(r);
         raft_set_snapshot_threshold(r, 8 + rnd(s) % 40);
         s->disk_ms[i] = 5 + rnd(s) % 100;
         raft_fixture_set_disk_latency(&s->f, i, s->disk_ms[i]);
