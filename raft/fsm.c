@@ -15,15 +15,23 @@
  * replica that skipped an entry would diverge silently.
  *
  * Snapshot bytes (little endian):
- *   "TKVSNAP1" | u64 base_len | u64 tail_len | u64 tail_count
+ *   whole:    "TKVSNAP1" | u64 base_len | u64 tail_len | u64 tail_count
+ *             | base | tail
+ *   manifest: "TKVSNAP2" | u64 base_len | u64 tail_len | u64 tail_count
+ *             | u64 base_id | u64 base_hash | tail
+ *             (base in <dir>/tkv-state-<base_id, %020llu>, tkv_hash64
+ *             seed 0 = base_hash)
  *   base: tkv_sm_snapshot() stream
  *   tail: tail_count x { u64 index | u64 len | len bytes | zero pad to 8 } */
 #define _GNU_SOURCE
 #include "fsm.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -37,10 +45,14 @@
 #include <unistd.h>
 
 #include "../common/alloc.h"
+#include "../common/hash.h"
 #include "../common/log.h"
 
 #define TKV__SNAP_MAGIC "TKVSNAP1"
 #define TKV__SNAP_HDR 32
+#define TKV__MANIFEST_MAGIC "TKVSNAP2"
+#define TKV__MANIFEST_HDR 48
+#define TKV__STATE_PREFIX "tkv-state-"
 #define TKV__FORK_RETRY_US 1000000
 
 static uint64_t tkv__mono_us(void)
@@ -66,6 +78,29 @@ static uint64_t tkv__get_u64(const uint8_t *p)
         v = (v << 8) | p[i];
     }
     return v;
+}
+
+/* <dir>/tkv-state-<id>[.tmp] */
+static void tkv__state_path(char *out,
+                            size_t n,
+                            const char *dir,
+                            uint64_t id,
+                            int tmp)
+{
+    snprintf(out, n, "%s/" TKV__STATE_PREFIX "%020llu%s", dir,
+             (unsigned long long)id, tmp ? ".tmp" : "");
+}
+
+static int tkv__sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rv;
+    if (fd < 0) {
+        return -1;
+    }
+    rv = fsync(fd);
+    close(fd);
+    return rv;
 }
 
 static uint64_t tkv__fsm_index(struct tkv_fsm *f)
@@ -97,6 +132,9 @@ struct tkv__child_writer {
     int fd;
     size_t n;
     int failed;
+    int pace;      /* a state file: each step on disk before the next */
+    uint64_t off;  /* bytes written */
+    struct tkv_hash hash;
 };
 
 static char tkv__child_buf[1 << 20];
@@ -104,6 +142,9 @@ static char tkv__child_buf[1 << 20];
 static void tkv__child_flush(struct tkv__child_writer *w)
 {
     size_t off = 0;
+    if (w->pace) {
+        tkv_hash_update(&w->hash, tkv__child_buf, w->n);
+    }
     while (off < w->n && !w->failed) {
         ssize_t k = write(w->fd, tkv__child_buf + off, w->n - off);
         if (k < 0) {
@@ -115,6 +156,15 @@ static void tkv__child_flush(struct tkv__child_writer *w)
         }
         off += (size_t)k;
     }
+    /* Wait until this step is on disk: the device queue then never holds
+     * more than one step of ours in front of the log's fdatasyncs. */
+    if (w->pace && !w->failed && w->n > 0 &&
+        sync_file_range(w->fd, (off64_t)w->off, (off64_t)w->n,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+        w->failed = 1;
+    }
+    w->off += w->n;
     w->n = 0;
 }
 
@@ -137,9 +187,13 @@ static int tkv__child_write(void *data, const char *p, size_t len)
 
 static void tkv__child_main(struct tkv_fsm *f, int fd)
 {
-    struct tkv__child_writer w = {fd, 0, 0};
+    struct tkv__child_writer w;
+    char tmp[4096], fin[4096];
     msgpack_packer pk;
     int rv;
+
+    memset(&w, 0, sizeof w);
+    w.fd = fd;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* Serializing is background work: the nodes of a test cluster (and
@@ -153,10 +207,32 @@ static void tkv__child_main(struct tkv_fsm *f, int fd)
             (void)setpriority(PRIO_PROCESS, 0, 19);
         }
     }
+    if (f->dir != NULL) {
+        tkv__state_path(tmp, sizeof tmp, f->dir, f->base_index, 1);
+        tkv__state_path(fin, sizeof fin, f->dir, f->base_index, 0);
+        w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (w.fd < 0) {
+            _exit(2);
+        }
+        w.pace = 1;
+        tkv_hash_init(&w.hash, 0);
+    }
     msgpack_packer_init(&pk, &w, tkv__child_write);
     rv = tkv_sm_snapshot(&f->sm, &pk);
     tkv__child_flush(&w);
-    _exit(rv == 0 && !w.failed ? 0 : 1);
+    if (rv != 0 || w.failed) {
+        _exit(1);
+    }
+    if (f->dir != NULL) {
+        /* durable under its final name before raft may point at it */
+        if (fdatasync(w.fd) != 0 || close(w.fd) != 0 ||
+            rename(tmp, fin) != 0 || tkv__sync_dir(f->dir) != 0) {
+            _exit(3);
+        }
+        f->shared[0] = w.off;
+        f->shared[1] = tkv_hash_final(&w.hash);
+    }
+    _exit(0);
 }
 
 /* ---- starting and polling ------------------------------------------------ */
@@ -201,17 +277,24 @@ static int tkv__snap_start(struct tkv_fsm *f)
         return 0;
     }
 
-    f->fd = memfd_create("tkv-snapshot", MFD_CLOEXEC);
-    if (f->fd < 0) {
-        tkv_log_error("snapshot: memfd_create: %s", strerror(errno));
-        return RAFT_IOERR;
+    if (f->dir != NULL) {
+        f->shared[0] = 0;
+        f->shared[1] = 0;
+    } else {
+        f->fd = memfd_create("tkv-snapshot", MFD_CLOEXEC);
+        if (f->fd < 0) {
+            tkv_log_error("snapshot: memfd_create: %s", strerror(errno));
+            return RAFT_IOERR;
+        }
     }
     f->pid = fork();
     if (f->pid < 0) {
         tkv_log_error("snapshot: fork: %s", strerror(errno));
         f->pid = 0;
-        close(f->fd);
-        f->fd = -1;
+        if (f->fd >= 0) {
+            close(f->fd);
+            f->fd = -1;
+        }
         return RAFT_NOMEM;
     }
     if (f->pid == 0) {
@@ -287,11 +370,18 @@ static int tkv__snap_handover(struct tkv_fsm *f,
                               struct raft_buffer *bufs[],
                               unsigned *n_bufs)
 {
-    const void *base;
+    const void *base = NULL;
     size_t base_len;
     unsigned n = 0;
+    int manifest = f->mode == TKV_SNAP_FORK && f->dir != NULL;
 
-    if (f->mode == TKV_SNAP_FORK) {
+    if (manifest) {
+        base_len = f->shared[0];
+        if (base_len == 0) {
+            tkv_log_error("snapshot: the child wrote no state");
+            return RAFT_IOERR;
+        }
+    } else if (f->mode == TKV_SNAP_FORK) {
         struct stat st;
         void *map;
         if (fstat(f->fd, &st) != 0 || st.st_size <= 0) {
@@ -318,14 +408,22 @@ static int tkv__snap_handover(struct tkv_fsm *f,
     f->out_tail = f->tail;
     tkv_buf_init(&f->tail);
 
-    memcpy(f->header, TKV__SNAP_MAGIC, 8);
+    memcpy(f->header, manifest ? TKV__MANIFEST_MAGIC : TKV__SNAP_MAGIC, 8);
     tkv__put_u64(f->header + 8, base_len);
     tkv__put_u64(f->header + 16, f->out_tail.len);
     tkv__put_u64(f->header + 24, f->tail_count);
     f->out[n].base = f->header;
-    f->out[n++].len = TKV__SNAP_HDR;
-    f->out[n].base = (void *)base;
-    f->out[n++].len = base_len;
+    if (manifest) {
+        tkv__put_u64(f->header + 32, f->base_index);
+        tkv__put_u64(f->header + 40, f->shared[1]);
+        f->out[n++].len = TKV__MANIFEST_HDR;
+        f->keep[0] = f->keep[1];
+        f->keep[1] = f->base_index;
+    } else {
+        f->out[n++].len = TKV__SNAP_HDR;
+        f->out[n].base = (void *)base;
+        f->out[n++].len = base_len;
+    }
     if (f->out_tail.len > 0) {
         f->out[n].base = f->out_tail.data;
         f->out[n++].len = f->out_tail.len;
@@ -338,10 +436,11 @@ static int tkv__snap_handover(struct tkv_fsm *f,
     f->snapshots_taken++;
     tkv_log_info(
         "snapshot at index %llu: %zu bytes of state at %llu + %zu "
-        "replayed entries, %.1f ms after start",
+        "replayed entries, %.1f ms after start%s",
         (unsigned long long)f->last_snapshot_index, base_len,
         (unsigned long long)f->base_index, f->tail_count,
-        (double)(tkv__mono_us() - f->started_us) / 1000.0);
+        (double)(tkv__mono_us() - f->started_us) / 1000.0,
+        manifest ? " (state written to its own file)" : "");
     f->tail_count = 0;
     tkv__snap_rearm(f);
     return 0;
@@ -492,38 +591,33 @@ static void tkv__fsm_release(struct tkv_fsm *f, int on_thread)
     f->out_busy = 0;
 }
 
+/* raft 0.22 calls this once raft_uv has written the snapshot (and deleted
+ * its older ones), or when it is shutting down. */
 static int tkv__fsm_snapshot_finalize(struct raft_fsm *rf,
                                       struct raft_buffer *bufs[],
                                       unsigned *n_bufs)
 {
     tkv__fsm_release(rf->data, 1);
+    tkv_fsm_gc(rf->data);
     *bufs = NULL;
     *n_bufs = 0;
     return 0;
 }
 
-int tkv_fsm_restore_bytes(struct tkv_sm *sm,
-                          const uint8_t *buf,
-                          size_t len,
-                          struct tkv_err *err)
+/* Restore base, then re-apply the tail; the tail's framing is checked
+ * before the state is touched. */
+static int tkv__restore_parts(struct tkv_sm *sm,
+                              const uint8_t *base,
+                              uint64_t base_len,
+                              const uint8_t *tail,
+                              uint64_t tail_len,
+                              uint64_t tail_count,
+                              struct tkv_err *err)
 {
-    uint64_t base_len, tail_len, tail_count, i;
-    const uint8_t *p, *end;
+    const uint8_t *p = tail, *end = tail + tail_len;
+    uint64_t i;
     int rv;
 
-    if (len < TKV__SNAP_HDR || memcmp(buf, TKV__SNAP_MAGIC, 8) != 0) {
-        return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad header");
-    }
-    base_len = tkv__get_u64(buf + 8);
-    tail_len = tkv__get_u64(buf + 16);
-    tail_count = tkv__get_u64(buf + 24);
-    if (base_len > len - TKV__SNAP_HDR ||
-        tail_len != len - TKV__SNAP_HDR - base_len) {
-        return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad lengths");
-    }
-    /* Check the tail's framing before touching the state. */
-    p = buf + TKV__SNAP_HDR + base_len;
-    end = p + tail_len;
     for (i = 0; i < tail_count; i++) {
         uint64_t elen;
         if ((size_t)(end - p) < 16) {
@@ -542,11 +636,11 @@ int tkv_fsm_restore_bytes(struct tkv_sm *sm,
         return tkv_err_set(err, TKV_ECORRUPT, "snapshot: trailing bytes");
     }
 
-    rv = tkv_sm_restore(sm, buf + TKV__SNAP_HDR, base_len, err);
+    rv = tkv_sm_restore(sm, base, base_len, err);
     if (rv != 0) {
         return rv;
     }
-    p = buf + TKV__SNAP_HDR + base_len;
+    p = tail;
     for (i = 0; i < tail_count; i++) {
         const struct tkv_result *res;
         size_t n;
@@ -558,6 +652,216 @@ int tkv_fsm_restore_bytes(struct tkv_sm *sm,
         }
         p += 16 + ((elen + 7) & ~(uint64_t)7);
     }
+    return 0;
+}
+
+int tkv_fsm_restore_bytes(struct tkv_sm *sm,
+                          const uint8_t *buf,
+                          size_t len,
+                          struct tkv_err *err)
+{
+    uint64_t base_len, tail_len;
+
+    if (len < TKV__SNAP_HDR || memcmp(buf, TKV__SNAP_MAGIC, 8) != 0) {
+        return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad header");
+    }
+    base_len = tkv__get_u64(buf + 8);
+    tail_len = tkv__get_u64(buf + 16);
+    if (base_len > len - TKV__SNAP_HDR ||
+        tail_len != len - TKV__SNAP_HDR - base_len) {
+        return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad lengths");
+    }
+    return tkv__restore_parts(sm, buf + TKV__SNAP_HDR, base_len,
+                              buf + TKV__SNAP_HDR + base_len, tail_len,
+                              tkv__get_u64(buf + 24), err);
+}
+
+/* ---- state files (manifests) --------------------------------------------- */
+
+struct tkv__manifest {
+    uint64_t base_len, tail_len, tail_count, id, hash;
+    const uint8_t *tail;
+};
+
+static int tkv__is_manifest(const uint8_t *buf, size_t len)
+{
+    return len >= 8 && memcmp(buf, TKV__MANIFEST_MAGIC, 8) == 0;
+}
+
+static int tkv__manifest_parse(const uint8_t *buf,
+                               size_t len,
+                               struct tkv__manifest *m,
+                               struct tkv_err *err)
+{
+    if (len < TKV__MANIFEST_HDR || !tkv__is_manifest(buf, len)) {
+        return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad manifest");
+    }
+    m->base_len = tkv__get_u64(buf + 8);
+    m->tail_len = tkv__get_u64(buf + 16);
+    m->tail_count = tkv__get_u64(buf + 24);
+    m->id = tkv__get_u64(buf + 32);
+    m->hash = tkv__get_u64(buf + 40);
+    m->tail = buf + TKV__MANIFEST_HDR;
+    if (m->base_len == 0 || m->tail_len != len - TKV__MANIFEST_HDR) {
+        return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad manifest lengths");
+    }
+    return 0;
+}
+
+/* Map the state file m names, checked against its length and hash. */
+static int tkv__state_map(const char *dir,
+                          const struct tkv__manifest *m,
+                          void **map,
+                          struct tkv_err *err)
+{
+    char path[4096];
+    struct stat st;
+    int fd;
+
+    if (dir == NULL) {
+        return tkv_err_set(err, TKV_ECORRUPT,
+                           "snapshot: the state is in a file, and this node "
+                           "keeps none");
+    }
+    tkv__state_path(path, sizeof path, dir, m->id, 0);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return tkv_err_set(err, TKV_EIO, "snapshot: open %s: %s", path,
+                           strerror(errno));
+    }
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != m->base_len) {
+        close(fd);
+        return tkv_err_set(err, TKV_ECORRUPT,
+                           "snapshot: %s has %lld bytes, the manifest says "
+                           "%llu",
+                           path, (long long)st.st_size,
+                           (unsigned long long)m->base_len);
+    }
+    *map = mmap(NULL, (size_t)m->base_len, PROT_READ, MAP_PRIVATE | MAP_POPULATE,
+                fd, 0);
+    close(fd);
+    if (*map == MAP_FAILED) {
+        return tkv_err_set(err, TKV_ENOMEM, "snapshot: mmap %s: %s", path,
+                           strerror(errno));
+    }
+    if (tkv_hash64(0, *map, (size_t)m->base_len) != m->hash) {
+        munmap(*map, (size_t)m->base_len);
+        return tkv_err_set(err, TKV_ECORRUPT,
+                           "snapshot: %s does not match its hash", path);
+    }
+    return 0;
+}
+
+static int tkv__restore_manifest(struct tkv_fsm *f,
+                                 const uint8_t *buf,
+                                 size_t len,
+                                 struct tkv_err *err)
+{
+    struct tkv__manifest m;
+    void *map;
+    int rv;
+
+    rv = tkv__manifest_parse(buf, len, &m, err);
+    if (rv == 0) {
+        rv = tkv__state_map(f->dir, &m, &map, err);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    rv = tkv__restore_parts(&f->sm, map, m.base_len, m.tail, m.tail_len,
+                            m.tail_count, err);
+    munmap(map, (size_t)m.base_len);
+    if (rv == 0) {
+        f->keep[0] = 0;
+        f->keep[1] = m.id;
+    }
+    return rv;
+}
+
+int tkv_fsm_expand(const char *dir,
+                   const struct raft_buffer *in,
+                   struct raft_buffer *out,
+                   struct tkv_err *err)
+{
+    struct tkv__manifest m;
+    uint8_t *whole;
+    size_t len;
+    void *map;
+    int rv;
+
+    if (!tkv__is_manifest(in->base, in->len)) {
+        return 1;
+    }
+    rv = tkv__manifest_parse(in->base, in->len, &m, err);
+    if (rv == 0) {
+        rv = tkv__state_map(dir, &m, &map, err);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    len = TKV__SNAP_HDR + (size_t)m.base_len + (size_t)m.tail_len;
+    whole = raft_malloc(len);
+    if (whole == NULL) {
+        munmap(map, (size_t)m.base_len);
+        return tkv_err_set(err, TKV_ENOMEM, "snapshot: out of memory");
+    }
+    memcpy(whole, TKV__SNAP_MAGIC, 8);
+    tkv__put_u64(whole + 8, m.base_len);
+    tkv__put_u64(whole + 16, m.tail_len);
+    tkv__put_u64(whole + 24, m.tail_count);
+    memcpy(whole + TKV__SNAP_HDR, map, (size_t)m.base_len);
+    memcpy(whole + TKV__SNAP_HDR + m.base_len, m.tail, (size_t)m.tail_len);
+    munmap(map, (size_t)m.base_len);
+    out->base = whole;
+    out->len = len;
+    return 0;
+}
+
+void tkv_fsm_gc(struct tkv_fsm *f)
+{
+    struct dirent *e;
+    DIR *d;
+
+    if (f->dir == NULL || (d = opendir(f->dir)) == NULL) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long id;
+        char rest[8] = "";
+        const char *name = e->d_name;
+        int k;
+
+        if (strncmp(name, TKV__STATE_PREFIX, strlen(TKV__STATE_PREFIX)) != 0) {
+            continue;
+        }
+        k = sscanf(name + strlen(TKV__STATE_PREFIX), "%20llu%7s", &id, rest);
+        if (k < 1 || (f->active && id == f->base_index)) {
+            continue; /* not ours, or being written */
+        }
+        if (k == 1 && id != 0 && (id == f->keep[0] || id == f->keep[1])) {
+            continue;
+        }
+        if (unlinkat(dirfd(d), name, 0) == 0) {
+            tkv_log_info("snapshot: deleted %s, which no snapshot needs", name);
+        }
+    }
+    closedir(d);
+}
+
+int tkv_fsm_set_dir(struct tkv_fsm *f, const char *dir, struct tkv_err *err)
+{
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+        return tkv_err_set(err, TKV_ENOMEM, "snapshot: mmap: %s",
+                           strerror(errno));
+    }
+    f->dir = tkv_strdup(dir);
+    if (f->dir == NULL) {
+        munmap(page, 4096);
+        return tkv_err_set(err, TKV_ENOMEM, "out of memory");
+    }
+    f->shared = page;
     return 0;
 }
 
@@ -573,7 +877,12 @@ static int tkv__fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
                      (unsigned long long)f->base_index);
         tkv__snap_abort(f);
     }
-    rv = tkv_fsm_restore_bytes(&f->sm, buf->base, buf->len, &err);
+    if (tkv__is_manifest(buf->base, buf->len)) {
+        rv = tkv__restore_manifest(f, buf->base, buf->len, &err);
+    } else {
+        rv = tkv_fsm_restore_bytes(&f->sm, buf->base, buf->len, &err);
+        f->keep[0] = f->keep[1] = 0; /* older state files: replaced */
+    }
     if (rv != 0) {
         tkv_log_error("restore snapshot: %s", err.msg);
         if (rv == TKV_ENOMEM) {
@@ -625,4 +934,10 @@ void tkv_fsm_close(struct tkv_fsm *f)
         tkv__fsm_release(f, 0);
     }
     tkv_sm_close(&f->sm);
+    if (f->shared != NULL) {
+        munmap(f->shared, 4096);
+        f->shared = NULL;
+    }
+    tkv_free(f->dir);
+    f->dir = NULL;
 }

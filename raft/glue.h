@@ -98,6 +98,10 @@ struct tkv_replica {
 
     struct raft_uv_transport transport;
     struct raft_io io;
+    /* raft_uv's snapshot_get, wrapped by one that expands manifests */
+    int (*snapshot_get)(struct raft_io *io,
+                        struct raft_io_snapshot_get *req,
+                        raft_io_snapshot_get_cb cb);
     struct raft raft;
     struct tkv_fsm fsm; /* owned */
     struct tkv_snapgate gate; /* over io: raft 0.22.1 install/take race */

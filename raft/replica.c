@@ -16,6 +16,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -52,6 +53,84 @@ static const char *tkv__state_name(int state)
         default:
             return "unavailable";
     }
+}
+
+/* ---- snapshot installs carry the state ----------------------------------
+ * raft_uv's snapshot_get loads a stored snapshot for an install; when it is
+ * a manifest (the state in a file of ours, fsm.h), the file's bytes are put
+ * in before raft sends it, since the receiver has no such file. This reads
+ * the file on the loop (about 0.1 s at a million keys): installs are rare,
+ * a new or wiped node or one far behind. */
+struct tkv__snap_get {
+    struct raft_io_snapshot_get req; /* ours, to raft_uv */
+    struct raft_io_snapshot_get *outer;
+    raft_io_snapshot_get_cb cb;
+    struct tkv_replica *r;
+};
+
+static void tkv__snapshot_free(struct raft_snapshot *s)
+{
+    unsigned i;
+    raft_configuration_close(&s->configuration);
+    for (i = 0; i < s->n_bufs; i++) {
+        raft_free(s->bufs[i].base);
+    }
+    raft_free(s->bufs);
+    raft_free(s);
+}
+
+static void tkv__snapshot_get_cb(struct raft_io_snapshot_get *req,
+                                 struct raft_snapshot *snapshot,
+                                 int status)
+{
+    struct tkv__snap_get *g = req->data;
+    struct raft_io_snapshot_get *outer = g->outer;
+    raft_io_snapshot_get_cb cb = g->cb;
+    struct tkv_replica *r = g->r;
+
+    tkv_free(g);
+    if (status == 0 && snapshot->n_bufs == 1) {
+        struct raft_buffer whole;
+        struct tkv_err err;
+        int rv;
+
+        tkv_err_clear(&err);
+        rv = tkv_fsm_expand(r->fsm.dir, &snapshot->bufs[0], &whole, &err);
+        if (rv == 0) {
+            raft_free(snapshot->bufs[0].base);
+            snapshot->bufs[0] = whole;
+        } else if (rv != 1) {
+            tkv_log_error("snapshot at %llu for an install: %s",
+                          (unsigned long long)snapshot->index, err.msg);
+            tkv__snapshot_free(snapshot);
+            snapshot = NULL;
+            status = RAFT_IOERR;
+        }
+    }
+    cb(outer, snapshot, status);
+}
+
+static int tkv__snapshot_get(struct raft_io *io,
+                             struct raft_io_snapshot_get *req,
+                             raft_io_snapshot_get_cb cb)
+{
+    struct tkv_replica *r =
+        (struct tkv_replica *)((char *)io - offsetof(struct tkv_replica, io));
+    struct tkv__snap_get *g = tkv_calloc(1, sizeof *g);
+    int rv;
+
+    if (g == NULL) {
+        return RAFT_NOMEM;
+    }
+    g->outer = req;
+    g->cb = cb;
+    g->r = r;
+    g->req.data = g;
+    rv = r->snapshot_get(io, &g->req, tkv__snapshot_get_cb);
+    if (rv != 0) {
+        tkv_free(g);
+    }
+    return rv;
 }
 
 static int tkv__has_raft_state(const char *dir)
@@ -380,6 +459,12 @@ int tkv_replica_start(uv_loop_t *loop,
     r->fsm.data = r;
     r->fsm.raft = &r->raft;
     r->fsm.on_apply = tkv__batcher_on_apply;
+    if (cfg->snapshot_mode == TKV_SNAP_FORK) {
+        rv = tkv_fsm_set_dir(&r->fsm, cfg->data_dir, err);
+        if (rv != 0) {
+            goto err_after_fsm_init;
+        }
+    }
 
     r->transport.version = 1;
     r->transport.data = r;
@@ -396,6 +481,8 @@ int tkv_replica_start(uv_loop_t *loop,
         goto err_after_transport_init;
     }
     raft_uv_set_connect_retry_delay(&r->io, 200);
+    r->snapshot_get = r->io.snapshot_get;
+    r->io.snapshot_get = tkv__snapshot_get;
     raft_uv_set_snapshot_compression(&r->io, cfg->snapshot_compression != 0);
     /* Work around raft 0.22.1 crashing when an install snapshot arrives
      * while our own snapshot is being written (see snapgate.h). */
@@ -445,6 +532,7 @@ int tkv_replica_start(uv_loop_t *loop,
                          tkv__raft_reason(r, rv, reason, sizeof reason));
         goto err_after_raft_init;
     }
+    tkv_fsm_gc(&r->fsm); /* state files of older snapshots, or cut short */
     tkv_log_info("raft started: %s, applied index %llu, %zu keys",
                  r->had_state ? "restarted from the data dir" : "new data dir",
                  (unsigned long long)raft_last_applied(&r->raft),

@@ -1,0 +1,254 @@
+/* Snapshots whose state is in a file of the FSM's own (raft/fsm.h): the
+ * fork child writes <dir>/tkv-state-<N1>, raft gets a manifest, restore
+ * reads the file, tkv_fsm_expand makes the whole snapshot an install
+ * carries, and finalize deletes the files no snapshot needs.
+ *
+ * The FSM runs on its own here, with a struct raft that only carries
+ * last_applied (all the FSM reads of it): entries are applied by hand, and
+ * snapshot() is called as raft would, until it stops answering RAFT_BUSY. */
+#include <raft.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "raft/fsm.h"
+#include "statemachine/command.h"
+#include "statemachine/keycodec.h"
+
+static struct raft fake; /* last_applied only */
+static char dir[64];
+
+static void apply_set(struct tkv_fsm *f, unsigned k)
+{
+    struct tkv_buf body, entry;
+    struct tkv_cmd cmd;
+    struct raft_buffer buf;
+    uint8_t key[4] = {TKV_KEY_TAG_STRING, 'k', 0, 0};
+    uint8_t val[1];
+    void *result;
+
+    key[2] = (uint8_t)('a' + k % 26);
+    val[0] = (uint8_t)(k % 128); /* positive fixint */
+    memset(&cmd, 0, sizeof cmd);
+    cmd.type = TKV_CMD_SET;
+    cmd.mut.type = TKV_CMD_SET;
+    cmd.mut.key = key;
+    cmd.mut.klen = 4;
+    cmd.mut.value = val;
+    cmd.mut.vlen = 1;
+    tkv_buf_init(&body);
+    tkv_buf_init(&entry);
+    assert_int_equal(tkv_cmd_encode(&cmd, &body), 0);
+    assert_int_equal(tkv_entry_encode(1000 + k, 1, body.data, body.len, &entry),
+                     0);
+    buf.base = entry.data;
+    buf.len = entry.len;
+    assert_int_equal(f->raft_fsm.apply(&f->raft_fsm, &buf, &result), 0);
+    fake.last_applied++;
+    tkv_buf_close(&body);
+    tkv_buf_close(&entry);
+}
+
+static int exists(uint64_t id, const char *suffix)
+{
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/tkv-state-%020llu%s", dir,
+             (unsigned long long)id, suffix);
+    return stat(path, &st) == 0;
+}
+
+static void touch(const char *name)
+{
+    char path[128];
+    int fd;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* Take a snapshot as raft does: snapshot() until it hands over; entries
+ * applied while the child runs make the tail. Returns the whole buffer,
+ * raft_malloc'd (restore() takes ownership), and finalizes. */
+static struct raft_buffer take(struct tkv_fsm *f, unsigned tail_entries)
+{
+    struct raft_buffer *bufs, out;
+    unsigned n, i, tries = 0;
+    size_t off = 0;
+    int rv;
+
+    while ((rv = f->raft_fsm.snapshot(&f->raft_fsm, &bufs, &n)) == RAFT_BUSY) {
+        if (tail_entries > 0) {
+            apply_set(f, 1000 + tail_entries--);
+        } else {
+            usleep(2000);
+        }
+        assert_true(++tries < 5000);
+    }
+    assert_int_equal(rv, 0);
+    out.len = 0;
+    for (i = 0; i < n; i++) {
+        out.len += bufs[i].len;
+    }
+    out.base = raft_malloc(out.len);
+    for (i = 0; i < n; i++) {
+        memcpy((char *)out.base + off, bufs[i].base, bufs[i].len);
+        off += bufs[i].len;
+    }
+    assert_int_equal(f->raft_fsm.snapshot_finalize(&f->raft_fsm, &bufs, &n), 0);
+    return out;
+}
+
+static struct raft_buffer copy_of(const struct raft_buffer *b)
+{
+    struct raft_buffer c;
+    c.len = b->len;
+    c.base = raft_malloc(c.len);
+    memcpy(c.base, b->base, c.len);
+    return c;
+}
+
+static void fsm_open(struct tkv_fsm *f, int mode, int with_dir)
+{
+    struct tkv_err err;
+    tkv_err_clear(&err);
+    assert_int_equal(tkv_fsm_init(f, mode, &err), 0);
+    f->raft = &fake;
+    if (with_dir) {
+        assert_int_equal(tkv_fsm_set_dir(f, dir, &err), 0);
+    }
+}
+
+static void flip_byte(uint64_t id, long at)
+{
+    char path[128];
+    unsigned char c;
+    int fd;
+    snprintf(path, sizeof path, "%s/tkv-state-%020llu", dir,
+             (unsigned long long)id);
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &c, 1, at), 1);
+    c ^= 0x40;
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+}
+
+static void test_state_file_round_trip(void **state)
+{
+    struct tkv_fsm a, b, c, d;
+    struct raft_buffer snap, whole, tmp;
+    struct tkv_err err;
+    unsigned k;
+
+    (void)state;
+    memset(&fake, 0, sizeof fake);
+    fake.last_applied = 1;
+    snprintf(dir, sizeof dir, "/tmp/tkv-fsmfiles-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    fsm_open(&a, TKV_SNAP_FORK, 1);
+    for (k = 0; k < 200; k++) {
+        apply_set(&a, k);
+    }
+
+    /* Snapshot 1: base at 201 in its own file, a tail of 3 entries. */
+    snap = take(&a, 3);
+    assert_true(snap.len > 48);
+    assert_memory_equal(snap.base, "TKVSNAP2", 8);
+    assert_true(exists(201, ""));
+    assert_false(exists(201, ".tmp"));
+
+    /* Restore from the manifest (what a restart does). */
+    fsm_open(&b, TKV_SNAP_FORK, 1);
+    tmp = copy_of(&snap);
+    assert_int_equal(b.raft_fsm.restore(&b.raft_fsm, &tmp), 0);
+    assert_int_equal(tkv_sm_count(&b.sm), tkv_sm_count(&a.sm));
+    assert_true(tkv_sm_hash(&b.sm) == tkv_sm_hash(&a.sm));
+
+    /* Expanded for an install, it restores where no file exists. */
+    tkv_err_clear(&err);
+    assert_int_equal(tkv_fsm_expand(dir, &snap, &whole, &err), 0);
+    assert_memory_equal(whole.base, "TKVSNAP1", 8);
+    assert_int_equal(tkv_fsm_expand(dir, &whole, &tmp, &err), 1);
+    fsm_open(&c, TKV_SNAP_INLINE, 0);
+    assert_int_equal(c.raft_fsm.restore(&c.raft_fsm, &whole), 0);
+    assert_true(tkv_sm_hash(&c.sm) == tkv_sm_hash(&a.sm));
+
+    /* A manifest where the FSM keeps no files, or with the file damaged:
+     * refused, never restored wrong. */
+    fsm_open(&d, TKV_SNAP_INLINE, 0);
+    tmp = copy_of(&snap);
+    assert_int_equal(d.raft_fsm.restore(&d.raft_fsm, &tmp), RAFT_CORRUPT);
+    raft_free(tmp.base);
+    tkv_fsm_close(&d);
+    flip_byte(201, 100);
+    fsm_open(&d, TKV_SNAP_FORK, 1);
+    tmp = copy_of(&snap);
+    assert_int_equal(d.raft_fsm.restore(&d.raft_fsm, &tmp), RAFT_CORRUPT);
+    raft_free(tmp.base);
+    tkv_fsm_close(&d);
+    tkv_err_clear(&err);
+    assert_int_equal(tkv_fsm_expand(dir, &snap, &tmp, &err), TKV_ECORRUPT);
+    flip_byte(201, 100);
+
+    /* Clean-up: strays go, the file of the last snapshot stays, and so do
+     * files that are not ours. */
+    touch("tkv-state-00000000000000000007");
+    touch("tkv-state-00000000000000000300.tmp");
+    touch("other-file");
+    for (k = 0; k < 20; k++) {
+        apply_set(&a, 300 + k);
+    }
+    raft_free(snap.base);
+    snap = take(&a, 0); /* snapshot 2: base at 224 */
+    raft_free(snap.base);
+    assert_false(exists(7, ""));
+    assert_false(exists(300, ".tmp"));
+    assert_true(exists(201, ""));
+    assert_true(exists(224, ""));
+    for (k = 0; k < 20; k++) {
+        apply_set(&a, 400 + k);
+    }
+    snap = take(&a, 0); /* snapshot 3: raft keeps 2, so 201 goes */
+    assert_false(exists(201, ""));
+    assert_true(exists(224, ""));
+    assert_true(exists(244, ""));
+
+    /* A whole snapshot restored (an install) replaces the state: after
+     * the next clean-up no file of the old state is kept. */
+    assert_int_equal(tkv_fsm_expand(dir, &snap, &whole, &err), 0);
+    raft_free(snap.base);
+    assert_int_equal(a.raft_fsm.restore(&a.raft_fsm, &whole), 0);
+    tkv_fsm_gc(&a);
+    assert_false(exists(224, ""));
+    assert_false(exists(244, ""));
+
+    tkv_fsm_close(&a);
+    tkv_fsm_close(&b);
+    tkv_fsm_close(&c);
+    {
+        char path[128];
+        snprintf(path, sizeof path, "%s/other-file", dir);
+        unlink(path);
+        assert_int_equal(rmdir(dir), 0); /* nothing else left behind */
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_state_file_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
