@@ -29,8 +29,8 @@
  * pause is the fork() plus the page-table copy, not the serialization.
  * With a data dir (tkv_fsm_set_dir, the replica's), the fork child writes
  * the state to a file of its own, <dir>/tkv-state-<N1>, instead of the
- * memfd: in 1 MiB steps, each waited for on disk (sync_file_range) before
- * the next, then fsynced and renamed in place. raft then gets only a
+ * memfd: in 256 KiB steps, each waited for on disk (sync_file_range) and
+ * followed by a 1 ms pause, then fsynced and renamed in place. raft then gets only a
  * manifest, [header naming the file, its length and hash][tail], and
  * writes that. Writing 140 MB in one go and fsyncing it (what raft_uv does
  * with the buffers it is handed) queues every log fdatasync of the node,

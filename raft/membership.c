@@ -362,6 +362,55 @@ static void tkv__transfer_cb(struct raft_transfer *req)
     tkv__change_done(c, TKV_ETIMEOUT, "leadership transfer did not complete");
 }
 
+/* Strict reconfiguration, as etcd's --strict-reconfig-check: a voter is
+ * removed only if a majority of the voters that stay are up: this node,
+ * and followers heard from within an election timeout whose log is at most
+ * TKV__REMOVE_LAG entries behind the commit index. Otherwise the smaller
+ * configuration can be left with no electable leader: if its leader steps
+ * down while a remaining voter is unreachable, that voter may still be a
+ * spare in its own (older) log, and raft 0.22 spares never vote. Seen under
+ * jepsen's member nemesis: a removal while a node was paused, then no
+ * leader for good. */
+#define TKV__REMOVE_LAG 1024
+
+static int tkv__remove_check(struct tkv_replica *r,
+                             uint64_t id,
+                             struct tkv_err *err)
+{
+    raft_index commit = raft_commit_index(&r->raft);
+    char down[128] = "";
+    size_t dl = 0;
+    unsigned i, stay = 0, up = 0;
+
+    for (i = 0; i < r->raft.configuration.n; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        raft_index match = 0;
+        if (s->role != RAFT_VOTER || s->id == id) {
+            continue;
+        }
+        stay++;
+        if (s->id == r->id ||
+            (tkv_snapgate_heard_ms(&r->gate, s->id) <= r->election_timeout_ms &&
+             raft_match_index(&r->raft, s->id, &match) == 0 &&
+             match + TKV__REMOVE_LAG >= commit)) {
+            up++;
+        } else if (dl < sizeof down) {
+            dl += (size_t)snprintf(down + dl, sizeof down - dl, "%s%llu",
+                                   dl > 0 ? ", " : "",
+                                   (unsigned long long)s->id);
+        }
+    }
+    if (up < stay / 2 + 1) {
+        return tkv_err_set(err, TKV_EUNAVAILABLE,
+                           "removing %llu would leave %u voter(s), of which "
+                           "%u up to date, not a majority (not heard from "
+                           "or behind: %s); retry once they are back",
+                           (unsigned long long)id, stay, up,
+                           dl > 0 ? down : "none");
+    }
+    return 0;
+}
+
 int tkv_replica_member_remove(struct tkv_replica *r,
                               uint64_t id,
                               tkv_done_cb cb,
@@ -378,6 +427,10 @@ int tkv_replica_member_remove(struct tkv_replica *r,
     if (tkv__conf_get(r, id) == NULL) {
         return tkv_err_set(err, TKV_ENOT_FOUND, "no member has id %llu",
                            (unsigned long long)id);
+    }
+    rv = tkv__remove_check(r, id, err);
+    if (rv != 0) {
+        return rv;
     }
     c = tkv__change_new(r, TKV__CHANGE_REMOVE, id, cb, data);
     if (c == NULL) {

@@ -459,11 +459,11 @@ int tkv_replica_start(uv_loop_t *loop,
     r->fsm.data = r;
     r->fsm.raft = &r->raft;
     r->fsm.on_apply = tkv__batcher_on_apply;
-    if (cfg->snapshot_mode == TKV_SNAP_FORK) {
-        rv = tkv_fsm_set_dir(&r->fsm, cfg->data_dir, err);
-        if (rv != 0) {
-            goto err_after_fsm_init;
-        }
+    /* State files are written in fork mode only, but read in any mode (a
+     * data dir from a node that ran in fork mode). */
+    rv = tkv_fsm_set_dir(&r->fsm, cfg->data_dir, err);
+    if (rv != 0) {
+        goto err_after_fsm_init;
     }
 
     r->transport.version = 1;

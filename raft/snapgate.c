@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../common/log.h"
 
@@ -31,6 +32,36 @@ static void tkv__msg_free(struct raft_message *m)
     raft_configuration_close(&m->install_snapshot.conf);
 }
 
+static uint64_t tkv__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void tkv__gate_heard(struct tkv_snapgate *g, uint64_t id)
+{
+    size_t i;
+    for (i = 0; i < TKV_SNAPGATE_PEERS; i++) {
+        if (g->heard[i].id == id || g->heard[i].id == 0) {
+            g->heard[i].id = id;
+            g->heard[i].at_ms = tkv__now_ms();
+            return;
+        }
+    }
+}
+
+uint64_t tkv_snapgate_heard_ms(const struct tkv_snapgate *g, uint64_t id)
+{
+    size_t i;
+    for (i = 0; i < TKV_SNAPGATE_PEERS && g->heard[i].id != 0; i++) {
+        if (g->heard[i].id == id) {
+            return tkv__now_ms() - g->heard[i].at_ms;
+        }
+    }
+    return UINT64_MAX;
+}
+
 static void tkv__gate_recv(struct raft_io *io, struct raft_message *m)
 {
     struct tkv_snapgate *g = tkv__gate_of(io);
@@ -38,6 +69,7 @@ static void tkv__gate_recv(struct raft_io *io, struct raft_message *m)
     if (g == NULL || g->recv == NULL) {
         return; /* cannot happen: start() registered both */
     }
+    tkv__gate_heard(g, m->server_id);
     if (m->type == RAFT_INSTALL_SNAPSHOT && (g->taking || g->nheld > 0)) {
         size_t i;
         /* The leader resends an install until it is answered: keep one

@@ -20,6 +20,9 @@
  * entries it just received while the leader decides to send it one) hits
  * it most.
  *
+ * Being the one place every incoming raft message passes, the gate also
+ * notes when each peer was last heard from (tkv_snapgate_heard_ms).
+ *
  * The workaround. The gate wraps io->start (to see raft's recv callback)
  * and io->snapshot_put (to see when a take is in flight). While a take is
  * in flight, an incoming RAFT_INSTALL_SNAPSHOT message is held back (the
@@ -36,6 +39,9 @@
 
 #include <raft.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#define TKV_SNAPGATE_PEERS 16
 
 struct tkv_snapgate {
     struct raft_io *io;   /* wrapped, not owned */
@@ -59,7 +65,13 @@ struct tkv_snapgate {
     size_t held_cap;
     unsigned long long held_total; /* figures, for logs and tests */
     unsigned long long held_dups;  /* duplicates dropped while held */
-    struct tkv_snapgate *next;     /* registry (io -> gate) */
+    /* When each peer was last heard from (any raft message), for the
+     * strict membership check (membership.c): CLOCK_MONOTONIC ms. */
+    struct {
+        unsigned long long id;
+        unsigned long long at_ms;
+    } heard[TKV_SNAPGATE_PEERS];
+    struct tkv_snapgate *next; /* registry (io -> gate) */
 };
 
 /* Wrap io's start and snapshot_put. Call after the io is initialised and
@@ -67,6 +79,10 @@ struct tkv_snapgate {
 void tkv_snapgate_install(struct tkv_snapgate *g,
                           struct raft_io *io,
                           const int *take_flag);
+
+/* Milliseconds since a raft message from server id came in, or
+ * UINT64_MAX if none has (or over TKV_SNAPGATE_PEERS servers were seen). */
+uint64_t tkv_snapgate_heard_ms(const struct tkv_snapgate *g, uint64_t id);
 
 /* Deliver held messages to raft if no take is in flight. Returns how many
  * were delivered. */

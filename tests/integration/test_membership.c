@@ -1,5 +1,6 @@
 /* Membership while serving: a writer runs throughout while a fourth node
  * joins (spare -> voter, client address recorded), a follower is removed,
+ * a removal that would leave no majority of up voters is refused,
  * leadership is transferred to a chosen voter, and the leader itself is
  * removed (it hands leadership over first and redirects). Every
  * acknowledged write stays readable. */
@@ -152,6 +153,40 @@ static void test_membership(void **state)
         count_voters(leader, (uint64_t)victim, &has_addr, &present), 3);
     assert_false(present);
     tkv_tc_kill(&cluster, victim, SIGTERM);
+
+    /* strict reconfiguration: with one of the two other voters paused,
+     * removing the third would leave no majority of up voters: refused,
+     * nothing changes; once it is back, nothing stands in the way */
+    {
+        int other[2], k = 0;
+        leader = hc_wait_leader(&cluster, 20000);
+        for (i = 1; i <= 4; i++) {
+            if (i != victim && i != leader) {
+                other[k++] = i;
+            }
+        }
+        struct tkv_req req;
+        struct tkv_reply rep;
+        tkv_tc_kill(&cluster, other[0], SIGSTOP);
+        tkv_tc_sleep_ms(1500);
+        tkv_req_init(&req);
+        tkv_reply_init(&rep);
+        req.op = TKV_OP_MEMBER_REMOVE;
+        req.member_id = (uint64_t)other[1];
+        assert_int_equal(hc_call(&cluster, &p, leader, &req, &rep), 0);
+        assert_int_equal(rep.code, TKV_EUNAVAILABLE);
+        assert_non_null(strstr(rep.message, "not a majority"));
+        tkv_reply_close(&rep);
+        tkv_req_close(&req);
+        tkv_tc_kill(&cluster, other[0], SIGCONT);
+        assert_int_equal(count_voters(leader, (uint64_t)other[1], &has_addr,
+                                      &present),
+                         3);
+        assert_true(present);
+        assert_int_not_equal(hc_wait_leader(&cluster, 20000), 0);
+        tkv_tc_sleep_ms(1000);
+        leader = hc_wait_leader(&cluster, 20000);
+    }
 
     /* transfer leadership to a chosen voter */
     target = 4 == leader ? (victim % 3 + 1 == leader ? (leader % 3 + 2)
