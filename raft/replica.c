@@ -56,7 +56,8 @@ static const char *tkv__state_name(int state)
 }
 
 /* ---- snapshot installs carry the state ----------------------------------
- * raft_uv's snapshot_get loads a stored snapshot for an install; when it is
+ * raft_uv's snapshot_get loads the latest stored snapshot for an install
+ * (and nothing else: raft_start uses io->load); when it is
  * a manifest (the state in a file of ours, fsm.h), the file's bytes are put
  * in before raft sends it, since the receiver has no such file. This reads
  * the file on the loop (about 0.1 s at a million keys): installs are rare,
@@ -66,6 +67,8 @@ struct tkv__snap_get {
     struct raft_io_snapshot_get *outer;
     raft_io_snapshot_get_cb cb;
     struct tkv_replica *r;
+    raft_index want_index; /* the snapshot raft's message is built for */
+    raft_term want_term;
 };
 
 static void tkv__snapshot_free(struct raft_snapshot *s)
@@ -87,8 +90,29 @@ static void tkv__snapshot_get_cb(struct raft_io_snapshot_get *req,
     struct raft_io_snapshot_get *outer = g->outer;
     raft_io_snapshot_get_cb cb = g->cb;
     struct tkv_replica *r = g->r;
+    raft_index want_index = g->want_index;
+    raft_term want_term = g->want_term;
 
     tkv_free(g);
+    /* raft 0.22.1 builds the install message for the snapshot it knows of
+     * (want_*), and when the disk already has a newer one (a take whose put
+     * is finishing) sends that one's index with the older one's term: the
+     * receiver then holds a wrong term at an index it counts as committed,
+     * and stops at the next AppendEntries ("conflicting terms ... ->
+     * shutdown"; a node of ours aborted so under jepsen). Such a load is
+     * failed instead, as an I/O error: raft sends again later. */
+    if (status == 0 &&
+        (snapshot->index != want_index || snapshot->term != want_term)) {
+        tkv_log_warn("install snapshot: raft asked for %llu^%llu, the disk "
+                     "has %llu^%llu already; not sent, raft retries",
+                     (unsigned long long)want_index,
+                     (unsigned long long)want_term,
+                     (unsigned long long)snapshot->index,
+                     (unsigned long long)snapshot->term);
+        tkv__snapshot_free(snapshot);
+        snapshot = NULL;
+        status = RAFT_IOERR;
+    }
     if (status == 0 && snapshot->n_bufs == 1) {
         struct raft_buffer whole;
         struct tkv_err err;
@@ -125,6 +149,8 @@ static int tkv__snapshot_get(struct raft_io *io,
     g->outer = req;
     g->cb = cb;
     g->r = r;
+    g->want_index = r->raft.trail.snapshot.index;
+    g->want_term = r->raft.trail.snapshot.term;
     g->req.data = g;
     rv = r->snapshot_get(io, &g->req, tkv__snapshot_get_cb);
     if (rv != 0) {
