@@ -17,6 +17,9 @@
  * Snapshot bytes (little endian):
  *   whole:    "TKVSNAP1" | u64 base_len | u64 tail_len | u64 tail_count
  *             | base | tail
+ *   install:  "TKVSNAPI" | as whole | u64 index | u64 term   (what a leader
+ *             sends: the snapshot's own raft index and term, see
+ *             tkv_fsm_install_id)
  *   manifest: "TKVSNAP2" | u64 base_len | u64 tail_len | u64 tail_count
  *             | u64 base_id | u64 base_hash | tail
  *             (base in <dir>/tkv-state-<base_id, %020llu>, tkv_hash64
@@ -49,7 +52,9 @@
 #include "../common/log.h"
 
 #define TKV__SNAP_MAGIC "TKVSNAP1"
+#define TKV__INSTALL_MAGIC "TKVSNAPI"
 #define TKV__SNAP_HDR 32
+#define TKV__INSTALL_ID 16
 #define TKV__MANIFEST_MAGIC "TKVSNAP2"
 #define TKV__MANIFEST_HDR 48
 #define TKV__STATE_PREFIX "tkv-state-"
@@ -674,7 +679,10 @@ int tkv_fsm_restore_bytes(struct tkv_sm *sm,
 {
     uint64_t base_len, tail_len;
 
-    if (len < TKV__SNAP_HDR || memcmp(buf, TKV__SNAP_MAGIC, 8) != 0) {
+    if (len >= TKV__SNAP_HDR + TKV__INSTALL_ID &&
+        memcmp(buf, TKV__INSTALL_MAGIC, 8) == 0) {
+        len -= TKV__INSTALL_ID; /* the index and term at the end */
+    } else if (len < TKV__SNAP_HDR || memcmp(buf, TKV__SNAP_MAGIC, 8) != 0) {
         return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad header");
     }
     base_len = tkv__get_u64(buf + 8);
@@ -792,41 +800,87 @@ static int tkv__restore_manifest(struct tkv_fsm *f,
 
 int tkv_fsm_expand(const char *dir,
                    const struct raft_buffer *in,
+                   uint64_t index,
+                   uint64_t term,
                    struct raft_buffer *out,
                    struct tkv_err *err)
 {
     struct tkv__manifest m;
+    const uint8_t *base, *tail;
+    uint64_t base_len, tail_len, tail_count;
+    const uint8_t *b = in->base;
+    void *map = NULL;
     uint8_t *whole;
     size_t len;
-    void *map;
     int rv;
 
-    if (!tkv__is_manifest(in->base, in->len)) {
-        return 1;
+    if (tkv__is_manifest(b, in->len)) {
+        rv = tkv__manifest_parse(b, in->len, &m, err);
+        if (rv == 0) {
+            rv = tkv__state_map(dir, &m, &map, err);
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        base = map;
+        base_len = m.base_len;
+        tail = m.tail;
+        tail_len = m.tail_len;
+        tail_count = m.tail_count;
+    } else {
+        size_t n = in->len;
+        if (n >= TKV__SNAP_HDR + TKV__INSTALL_ID &&
+            memcmp(b, TKV__INSTALL_MAGIC, 8) == 0) {
+            n -= TKV__INSTALL_ID;
+        } else if (n < TKV__SNAP_HDR || memcmp(b, TKV__SNAP_MAGIC, 8) != 0) {
+            return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad header");
+        }
+        base_len = tkv__get_u64(b + 8);
+        tail_len = tkv__get_u64(b + 16);
+        tail_count = tkv__get_u64(b + 24);
+        if (base_len > n - TKV__SNAP_HDR ||
+            tail_len != n - TKV__SNAP_HDR - base_len) {
+            return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad lengths");
+        }
+        base = b + TKV__SNAP_HDR;
+        tail = base + base_len;
     }
-    rv = tkv__manifest_parse(in->base, in->len, &m, err);
-    if (rv == 0) {
-        rv = tkv__state_map(dir, &m, &map, err);
-    }
-    if (rv != 0) {
-        return rv;
-    }
-    len = TKV__SNAP_HDR + (size_t)m.base_len + (size_t)m.tail_len;
+    len = TKV__SNAP_HDR + (size_t)base_len + (size_t)tail_len + TKV__INSTALL_ID;
     whole = raft_malloc(len);
     if (whole == NULL) {
-        munmap(map, (size_t)m.base_len);
+        if (map != NULL) {
+            munmap(map, (size_t)base_len);
+        }
         return tkv_err_set(err, TKV_ENOMEM, "snapshot: out of memory");
     }
-    memcpy(whole, TKV__SNAP_MAGIC, 8);
-    tkv__put_u64(whole + 8, m.base_len);
-    tkv__put_u64(whole + 16, m.tail_len);
-    tkv__put_u64(whole + 24, m.tail_count);
-    memcpy(whole + TKV__SNAP_HDR, map, (size_t)m.base_len);
-    memcpy(whole + TKV__SNAP_HDR + m.base_len, m.tail, (size_t)m.tail_len);
-    munmap(map, (size_t)m.base_len);
+    memcpy(whole, TKV__INSTALL_MAGIC, 8);
+    tkv__put_u64(whole + 8, base_len);
+    tkv__put_u64(whole + 16, tail_len);
+    tkv__put_u64(whole + 24, tail_count);
+    memcpy(whole + TKV__SNAP_HDR, base, (size_t)base_len);
+    memcpy(whole + TKV__SNAP_HDR + base_len, tail, (size_t)tail_len);
+    tkv__put_u64(whole + len - 16, index);
+    tkv__put_u64(whole + len - 8, term);
+    if (map != NULL) {
+        munmap(map, (size_t)base_len);
+    }
     out->base = whole;
     out->len = len;
     return 0;
+}
+
+int tkv_fsm_install_id(const struct raft_buffer *data,
+                       uint64_t *index,
+                       uint64_t *term)
+{
+    const uint8_t *b = data->base;
+    if (data->len < TKV__SNAP_HDR + TKV__INSTALL_ID ||
+        memcmp(b, TKV__INSTALL_MAGIC, 8) != 0) {
+        return 0;
+    }
+    *index = tkv__get_u64(b + data->len - 16);
+    *term = tkv__get_u64(b + data->len - 8);
+    return 1;
 }
 
 void tkv_fsm_gc(struct tkv_fsm *f)

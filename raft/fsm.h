@@ -127,14 +127,24 @@ int tkv_fsm_set_dir(struct tkv_fsm *f, const char *dir, struct tkv_err *err);
  * last two handed to raft (or the one restored), nor the one being
  * written. */
 void tkv_fsm_gc(struct tkv_fsm *f);
-/* A snapshot as raft stored it -> the bytes a snapshot install carries. A
- * manifest (state in a file of dir) gets *out = the whole snapshot, in a
- * raft_malloc'd buffer, and returns 0; 1 if in is whole already (out
- * untouched); TKV_ECORRUPT / TKV_EIO / TKV_ENOMEM with err set. */
+/* A snapshot as raft stored it (whole, or a manifest whose state is in a
+ * file of dir) -> the bytes a snapshot install carries, in a raft_malloc'd
+ * buffer: the whole snapshot, plus the raft index and term it was taken at
+ * (see tkv_fsm_install_id). 0, or TKV_ECORRUPT / TKV_EIO / TKV_ENOMEM with
+ * err set. */
 int tkv_fsm_expand(const char *dir,
                    const struct raft_buffer *in,
+                   uint64_t index,
+                   uint64_t term,
                    struct raft_buffer *out,
                    struct tkv_err *err);
+/* The raft index and term an install's data was taken at (1), or 0 when
+ * the data does not say. raft 0.22.1 can send a snapshot with the index of
+ * the newest one on disk but the term of an older one; the receiver
+ * corrects the message with these before raft sees it (replica.c). */
+int tkv_fsm_install_id(const struct raft_buffer *data,
+                       uint64_t *index,
+                       uint64_t *term);
 /* Kill a running snapshot child and free everything. */
 void tkv_fsm_close(struct tkv_fsm *f);
 

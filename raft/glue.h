@@ -200,6 +200,10 @@ void tkv__confirm_fail(struct tkv_replica *r, int code);
 unsigned tkv__confirm_close(struct tkv_replica *r);
 void tkv__confirm_free(struct tkv_replica *r);
 
+/* replica.c: correct an incoming install's term from its data (raft
+ * 0.22.1 can send a newer snapshot's index with an older one's term). */
+void tkv__install_fix(void *arg, struct raft_message *m);
+
 /* membership.c */
 void tkv__members_leader_sync(struct tkv_replica *r);
 

@@ -70,6 +70,9 @@ static void tkv__gate_recv(struct raft_io *io, struct raft_message *m)
         return; /* cannot happen: start() registered both */
     }
     tkv__gate_heard(g, m->server_id);
+    if (g->on_recv != NULL) {
+        g->on_recv(g->on_recv_arg, m);
+    }
     if (m->type == RAFT_INSTALL_SNAPSHOT && (g->taking || g->nheld > 0)) {
         size_t i;
         /* The leader resends an install until it is answered: keep one

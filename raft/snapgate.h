@@ -71,6 +71,9 @@ struct tkv_snapgate {
         unsigned long long id;
         unsigned long long at_ms;
     } heard[TKV_SNAPGATE_PEERS];
+    /* optional: sees every incoming message first (may edit it) */
+    void (*on_recv)(void *arg, struct raft_message *m);
+    void *on_recv_arg;
     struct tkv_snapgate *next; /* registry (io -> gate) */
 };
 

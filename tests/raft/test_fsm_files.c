@@ -1,7 +1,8 @@
 /* Snapshots whose state is in a file of the FSM's own (raft/fsm.h): the
  * fork child writes <dir>/tkv-state-<N1>, raft gets a manifest, restore
  * reads the file, tkv_fsm_expand makes the whole snapshot an install
- * carries, and finalize deletes the files no snapshot needs.
+ * carries (with its raft index and term), and finalize deletes the files
+ * no snapshot needs.
  *
  * The FSM runs on its own here, with a struct raft that only carries
  * last_applied (all the FSM reads of it): entries are applied by hand, and
@@ -22,6 +23,7 @@
 #include <cmocka.h>
 
 #include "raft/fsm.h"
+#include "raft/glue.h"
 #include "statemachine/command.h"
 #include "statemachine/keycodec.h"
 
@@ -176,11 +178,42 @@ static void test_state_file_round_trip(void **state)
     assert_int_equal(tkv_sm_count(&b.sm), tkv_sm_count(&a.sm));
     assert_true(tkv_sm_hash(&b.sm) == tkv_sm_hash(&a.sm));
 
-    /* Expanded for an install, it restores where no file exists. */
+    /* Expanded for an install, it names its raft index and term, and
+     * restores where no file exists; a whole snapshot expands too (a
+     * follower that got one by install and then leads). */
     tkv_err_clear(&err);
-    assert_int_equal(tkv_fsm_expand(dir, &snap, &whole, &err), 0);
-    assert_memory_equal(whole.base, "TKVSNAP1", 8);
-    assert_int_equal(tkv_fsm_expand(dir, &whole, &tmp, &err), 1);
+    assert_int_equal(tkv_fsm_expand(dir, &snap, 204, 7, &whole, &err), 0);
+    assert_memory_equal(whole.base, "TKVSNAPI", 8);
+    {
+        uint64_t index = 0, term = 0;
+        struct raft_buffer again;
+        assert_int_equal(tkv_fsm_install_id(&whole, &index, &term), 1);
+        assert_int_equal(index, 204);
+        assert_int_equal(term, 7);
+        assert_int_equal(tkv_fsm_install_id(&snap, &index, &term), 0);
+        assert_int_equal(tkv_fsm_expand(NULL, &whole, 205, 8, &again, &err),
+                         0);
+        assert_int_equal(again.len, whole.len);
+        assert_int_equal(tkv_fsm_install_id(&again, &index, &term), 1);
+        assert_int_equal(index, 205);
+        assert_memory_equal(again.base, whole.base, whole.len - 16);
+        raft_free(again.base);
+    }
+    /* The receiver corrects a message with an older snapshot's term. */
+    {
+        struct raft_message m;
+        memset(&m, 0, sizeof m);
+        m.type = RAFT_INSTALL_SNAPSHOT;
+        m.install_snapshot.data = whole;
+        m.install_snapshot.last_index = 204;
+        m.install_snapshot.last_term = 5;
+        tkv__install_fix(NULL, &m);
+        assert_int_equal(m.install_snapshot.last_term, 7);
+        m.install_snapshot.last_index = 200; /* not this data's: left */
+        m.install_snapshot.last_term = 5;
+        tkv__install_fix(NULL, &m);
+        assert_int_equal(m.install_snapshot.last_term, 5);
+    }
     fsm_open(&c, TKV_SNAP_INLINE, 0);
     assert_int_equal(c.raft_fsm.restore(&c.raft_fsm, &whole), 0);
     assert_true(tkv_sm_hash(&c.sm) == tkv_sm_hash(&a.sm));
@@ -199,7 +232,8 @@ static void test_state_file_round_trip(void **state)
     raft_free(tmp.base);
     tkv_fsm_close(&d);
     tkv_err_clear(&err);
-    assert_int_equal(tkv_fsm_expand(dir, &snap, &tmp, &err), TKV_ECORRUPT);
+    assert_int_equal(tkv_fsm_expand(dir, &snap, 204, 7, &tmp, &err),
+                     TKV_ECORRUPT);
     flip_byte(201, 100);
 
     /* Clean-up: strays go, the file of the last snapshot stays, and so do
@@ -227,7 +261,7 @@ static void test_state_file_round_trip(void **state)
 
     /* A whole snapshot restored (an install) replaces the state: after
      * the next clean-up no file of the old state is kept. */
-    assert_int_equal(tkv_fsm_expand(dir, &snap, &whole, &err), 0);
+    assert_int_equal(tkv_fsm_expand(dir, &snap, 244, 7, &whole, &err), 0);
     raft_free(snap.base);
     assert_int_equal(a.raft_fsm.restore(&a.raft_fsm, &whole), 0);
     tkv_fsm_gc(&a);
