@@ -672,28 +672,48 @@ static int tkv__restore_parts(struct tkv_sm *sm,
     return 0;
 }
 
-int tkv_fsm_restore_bytes(struct tkv_sm *sm,
-                          const uint8_t *buf,
-                          size_t len,
-                          struct tkv_err *err)
-{
-    uint64_t base_len, tail_len;
+/* A whole snapshot ("TKVSNAP1", or "TKVSNAPI" with its index and term at
+ * the end) split into its parts, lengths checked. */
+struct tkv__whole {
+    const uint8_t *base, *tail;
+    uint64_t base_len, tail_len, tail_count;
+};
 
+static int tkv__whole_parse(const uint8_t *buf,
+                            size_t len,
+                            struct tkv__whole *w,
+                            struct tkv_err *err)
+{
     if (len >= TKV__SNAP_HDR + TKV__INSTALL_ID &&
         memcmp(buf, TKV__INSTALL_MAGIC, 8) == 0) {
         len -= TKV__INSTALL_ID; /* the index and term at the end */
     } else if (len < TKV__SNAP_HDR || memcmp(buf, TKV__SNAP_MAGIC, 8) != 0) {
         return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad header");
     }
-    base_len = tkv__get_u64(buf + 8);
-    tail_len = tkv__get_u64(buf + 16);
-    if (base_len > len - TKV__SNAP_HDR ||
-        tail_len != len - TKV__SNAP_HDR - base_len) {
+    w->base_len = tkv__get_u64(buf + 8);
+    w->tail_len = tkv__get_u64(buf + 16);
+    w->tail_count = tkv__get_u64(buf + 24);
+    if (w->base_len > len - TKV__SNAP_HDR ||
+        w->tail_len != len - TKV__SNAP_HDR - w->base_len) {
         return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad lengths");
     }
-    return tkv__restore_parts(sm, buf + TKV__SNAP_HDR, base_len,
-                              buf + TKV__SNAP_HDR + base_len, tail_len,
-                              tkv__get_u64(buf + 24), err);
+    w->base = buf + TKV__SNAP_HDR;
+    w->tail = w->base + w->base_len;
+    return 0;
+}
+
+int tkv_fsm_restore_bytes(struct tkv_sm *sm,
+                          const uint8_t *buf,
+                          size_t len,
+                          struct tkv_err *err)
+{
+    struct tkv__whole w;
+    int rv = tkv__whole_parse(buf, len, &w, err);
+    if (rv != 0) {
+        return rv;
+    }
+    return tkv__restore_parts(sm, w.base, w.base_len, w.tail, w.tail_len,
+                              w.tail_count, err);
 }
 
 /* ---- state files (manifests) --------------------------------------------- */
@@ -806,63 +826,49 @@ int tkv_fsm_expand(const char *dir,
                    struct tkv_err *err)
 {
     struct tkv__manifest m;
-    const uint8_t *base, *tail;
-    uint64_t base_len, tail_len, tail_count;
-    const uint8_t *b = in->base;
+    struct tkv__whole w;
     void *map = NULL;
     uint8_t *whole;
     size_t len;
     int rv;
 
-    if (tkv__is_manifest(b, in->len)) {
-        rv = tkv__manifest_parse(b, in->len, &m, err);
+    if (tkv__is_manifest(in->base, in->len)) {
+        rv = tkv__manifest_parse(in->base, in->len, &m, err);
         if (rv == 0) {
             rv = tkv__state_map(dir, &m, &map, err);
         }
         if (rv != 0) {
             return rv;
         }
-        base = map;
-        base_len = m.base_len;
-        tail = m.tail;
-        tail_len = m.tail_len;
-        tail_count = m.tail_count;
+        w.base = map;
+        w.base_len = m.base_len;
+        w.tail = m.tail;
+        w.tail_len = m.tail_len;
+        w.tail_count = m.tail_count;
     } else {
-        size_t n = in->len;
-        if (n >= TKV__SNAP_HDR + TKV__INSTALL_ID &&
-            memcmp(b, TKV__INSTALL_MAGIC, 8) == 0) {
-            n -= TKV__INSTALL_ID;
-        } else if (n < TKV__SNAP_HDR || memcmp(b, TKV__SNAP_MAGIC, 8) != 0) {
-            return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad header");
+        rv = tkv__whole_parse(in->base, in->len, &w, err);
+        if (rv != 0) {
+            return rv;
         }
-        base_len = tkv__get_u64(b + 8);
-        tail_len = tkv__get_u64(b + 16);
-        tail_count = tkv__get_u64(b + 24);
-        if (base_len > n - TKV__SNAP_HDR ||
-            tail_len != n - TKV__SNAP_HDR - base_len) {
-            return tkv_err_set(err, TKV_ECORRUPT, "snapshot: bad lengths");
-        }
-        base = b + TKV__SNAP_HDR;
-        tail = base + base_len;
     }
-    len = TKV__SNAP_HDR + (size_t)base_len + (size_t)tail_len + TKV__INSTALL_ID;
+    len = TKV__SNAP_HDR + (size_t)w.base_len + (size_t)w.tail_len +
+          TKV__INSTALL_ID;
     whole = raft_malloc(len);
-    if (whole == NULL) {
-        if (map != NULL) {
-            munmap(map, (size_t)base_len);
-        }
-        return tkv_err_set(err, TKV_ENOMEM, "snapshot: out of memory");
+    if (whole != NULL) {
+        memcpy(whole, TKV__INSTALL_MAGIC, 8);
+        tkv__put_u64(whole + 8, w.base_len);
+        tkv__put_u64(whole + 16, w.tail_len);
+        tkv__put_u64(whole + 24, w.tail_count);
+        memcpy(whole + TKV__SNAP_HDR, w.base, (size_t)w.base_len);
+        memcpy(whole + TKV__SNAP_HDR + w.base_len, w.tail, (size_t)w.tail_len);
+        tkv__put_u64(whole + len - 16, index);
+        tkv__put_u64(whole + len - 8, term);
     }
-    memcpy(whole, TKV__INSTALL_MAGIC, 8);
-    tkv__put_u64(whole + 8, base_len);
-    tkv__put_u64(whole + 16, tail_len);
-    tkv__put_u64(whole + 24, tail_count);
-    memcpy(whole + TKV__SNAP_HDR, base, (size_t)base_len);
-    memcpy(whole + TKV__SNAP_HDR + base_len, tail, (size_t)tail_len);
-    tkv__put_u64(whole + len - 16, index);
-    tkv__put_u64(whole + len - 8, term);
     if (map != NULL) {
-        munmap(map, (size_t)base_len);
+        munmap(map, (size_t)w.base_len);
+    }
+    if (whole == NULL) {
+        return tkv_err_set(err, TKV_ENOMEM, "snapshot: out of memory");
     }
     out->base = whole;
     out->len = len;
