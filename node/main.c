@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "../common/heap.h"
 #include "../common/log.h"
 #include "config.h"
 #include "probe.h"
@@ -116,6 +117,8 @@ static void tkv__heap_huge_pages(int want, char **argv)
 
     if (cur != NULL && strstr(cur, TKV_HUGETLB "=") != NULL) {
         tkv_log_info("heap: GLIBC_TUNABLES=%s", cur);
+        /* glibc advises its heap for THP: put it back after each fork */
+        tkv_heap_collapse_enable(strstr(cur, TKV_HUGETLB "=1") != NULL);
         return;
     }
     if (!want) {

@@ -49,6 +49,7 @@
 
 #include "../common/alloc.h"
 #include "../common/hash.h"
+#include "../common/heap.h"
 #include "../common/log.h"
 
 #define TKV__SNAP_MAGIC "TKVSNAP1"
@@ -304,6 +305,7 @@ static int tkv__snap_start(struct tkv_fsm *f)
             return RAFT_IOERR;
         }
     }
+    tkv_heap_collapse_stop(); /* the child would split what it rebuilds */
     f->pid = fork();
     if (f->pid < 0) {
         tkv_log_error("snapshot: fork: %s", strerror(errno));
@@ -347,6 +349,9 @@ static int tkv__snap_poll(struct tkv_fsm *f)
         return 0;
     }
     f->pid = 0;
+    /* the child no longer shares the heap: the huge pages our writes split
+     * since the fork can be rebuilt */
+    tkv_heap_collapse_start();
     if (p < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         tkv_log_error("snapshot at %llu: child failed (status %d)",
                       (unsigned long long)f->base_index, status);
@@ -1002,6 +1007,7 @@ int tkv_fsm_init(struct tkv_fsm *f, int mode, struct tkv_err *err)
 void tkv_fsm_close(struct tkv_fsm *f)
 {
     tkv__snap_abort(f);
+    tkv_heap_collapse_stop();
     if (f->out_busy) {
         tkv__fsm_release(f, 0);
     }
