@@ -28,6 +28,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -397,6 +398,7 @@ void tkv_sm_close(struct tkv_sm *sm)
     tkv_free(sm->sess_table);
     tkv_free(sm->members);
     tkv_free(sm->results);
+    tkv_sm_snap_abort(sm);
     tkv_sl_close(&sm->expiry);
     tkv_sl_close(&sm->data);
     memset(sm, 0, sizeof *sm);
@@ -404,6 +406,8 @@ void tkv_sm_close(struct tkv_sm *sm)
 
 /* ------------------------------------------------------------------ */
 /* Data and expiry                                                     */
+
+static void snap_keep(struct tkv_sm *sm, const uint8_t *key, size_t klen);
 
 static size_t expiry_key(int64_t expires_at, const uint8_t *key, size_t klen,
                          uint8_t out[EXPIRY_KEY_MAX])
@@ -460,6 +464,7 @@ static int data_put(struct tkv_sm *sm, const uint8_t *key, size_t klen,
     if (sm->expiry.length > 0) {
         expiry_forget(sm, tkv_sl_get(&sm->data, key, klen));
     }
+    snap_keep(sm, key, klen);
     rv = tkv_sl_put(&sm->data, key, klen, val, vlen, version, expires_at,
                     NULL);
     if (rv != 0) {
@@ -478,6 +483,7 @@ static void data_delete(struct tkv_sm *sm, const uint8_t *key, size_t klen)
     if (sm->expiry.length > 0) {
         expiry_forget(sm, tkv_sl_get(&sm->data, key, klen));
     }
+    snap_keep(sm, key, klen);
     tkv_sl_delete(&sm->data, key, klen);
 }
 
@@ -489,6 +495,7 @@ static void purge_expired(struct tkv_sm *sm)
         uint8_t ek[EXPIRY_KEY_MAX];
         size_t eklen = n->klen;
         memcpy(ek, tkv_sl_key(n), eklen);
+        snap_keep(sm, ek + 8, eklen - 8);
         tkv_sl_delete(&sm->data, ek + 8, eklen - 8);
         tkv_sl_delete(&sm->expiry, ek, eklen);
     }
@@ -992,63 +999,276 @@ static int pack_bin(msgpack_packer *pk, const void *p, size_t n)
     return 0;
 }
 
+static int snap_pack_header(msgpack_packer *pk, const struct tkv_sm *sm)
+{
+    PACK(msgpack_pack_array(pk, 7));
+    PACK(msgpack_pack_str_with_body(pk, SNAPSHOT_MAGIC,
+                                    sizeof SNAPSHOT_MAGIC - 1));
+    PACK(msgpack_pack_uint64(pk, SNAPSHOT_FORMAT));
+    PACK(msgpack_pack_int64(pk, sm->now));
+    PACK(msgpack_pack_uint64(pk, sm->applied_index));
+    PACK(msgpack_pack_uint64(pk, sm->data.length));
+    PACK(msgpack_pack_uint64(pk, sm->sess_count));
+    PACK(msgpack_pack_uint64(pk, sm->nmembers));
+    return 0;
+}
+
+static int snap_pack_entry(msgpack_packer *pk, const struct tkv_sl_node *n)
+{
+    PACK(msgpack_pack_array(pk, 4));
+    PACK(pack_bin(pk, tkv_sl_key(n), n->klen));
+    PACK(pack_bin(pk, tkv_sl_value(n), n->vlen));
+    PACK(msgpack_pack_uint64(pk, n->version));
+    PACK(msgpack_pack_int64(pk, tkv_sl_expires(n)));
+    return 0;
+}
+
+/* Sessions and members: what follows the entries. */
+static int snap_pack_rest(msgpack_packer *pk, const struct tkv_sm *sm)
+{
+    const struct tkv_session *s;
+    size_t i;
+
+    for (s = sm->lru_head; s != NULL; s = s->lru_next) {
+        PACK(msgpack_pack_array(pk, 4));
+        PACK(msgpack_pack_uint64(pk, s->id));
+        PACK(msgpack_pack_int64(pk, s->last_used));
+        PACK(msgpack_pack_uint64(pk, s->floor));
+        PACK(msgpack_pack_array(pk, (uint32_t)s->nresults));
+        for (i = 0; i < s->nresults; i++) {
+            const struct tkv_sess_result *r = &s->results[i];
+            PACK(msgpack_pack_array(pk, 4));
+            PACK(msgpack_pack_uint64(pk, r->seq));
+            PACK(msgpack_pack_int(pk, r->r.code));
+            PACK(msgpack_pack_uint32(pk, r->r.conflict));
+            PACK(msgpack_pack_uint64(pk, r->r.version));
+        }
+    }
+    for (i = 0; i < sm->nmembers; i++) {
+        PACK(msgpack_pack_array(pk, 2));
+        PACK(msgpack_pack_uint64(pk, sm->members[i].id));
+        PACK(msgpack_pack_str_with_body(pk, sm->members[i].addr,
+                                        strlen(sm->members[i].addr)));
+    }
+    return 0;
+}
+
+/* The trailer goes straight to the caller: it is not part of the
+ * checksummed bytes. */
+static int snap_pack_trailer(msgpack_packer *out, struct tkv_hash *h)
+{
+    PACK(msgpack_pack_array(out, 2));
+    PACK(msgpack_pack_str_with_body(out, "end", 3));
+    PACK(msgpack_pack_uint64(out, tkv_hash_final(h)));
+    return 0;
+}
+
 int tkv_sm_snapshot(const struct tkv_sm *sm, msgpack_packer *out)
 {
     struct snap_writer w;
     msgpack_packer pk;
     struct data_walk walk = {.n = 0}; /* all zero: before the first page */
     const struct tkv_sl_node *n;
-    const struct tkv_session *s;
-    size_t i;
+    int rv;
 
     w.out = out;
     tkv_hash_init(&w.h, 0);
     msgpack_packer_init(&pk, &w, snap_write_cb);
 
-    PACK(msgpack_pack_array(&pk, 7));
-    PACK(msgpack_pack_str_with_body(&pk, SNAPSHOT_MAGIC,
-                                    sizeof SNAPSHOT_MAGIC - 1));
-    PACK(msgpack_pack_uint64(&pk, SNAPSHOT_FORMAT));
-    PACK(msgpack_pack_int64(&pk, sm->now));
-    PACK(msgpack_pack_uint64(&pk, sm->applied_index));
-    PACK(msgpack_pack_uint64(&pk, sm->data.length));
-    PACK(msgpack_pack_uint64(&pk, sm->sess_count));
-    PACK(msgpack_pack_uint64(&pk, sm->nmembers));
+    rv = snap_pack_header(&pk, sm);
+    while (rv == 0 && (n = walk_next(sm, &walk)) != NULL) {
+        rv = snap_pack_entry(&pk, n);
+    }
+    if (rv == 0) {
+        rv = snap_pack_rest(&pk, sm);
+    }
+    return rv != 0 ? rv : snap_pack_trailer(out, &w.h);
+}
 
-    while ((n = walk_next(sm, &walk)) != NULL) {
-        PACK(msgpack_pack_array(&pk, 4));
-        PACK(pack_bin(&pk, tkv_sl_key(n), n->klen));
-        PACK(pack_bin(&pk, tkv_sl_value(n), n->vlen));
-        PACK(msgpack_pack_uint64(&pk, n->version));
-        PACK(msgpack_pack_int64(&pk, tkv_sl_expires(n)));
+/* ---- the stepped snapshot ------------------------------------------------
+ *
+ * The same stream as tkv_sm_snapshot's, of the state at tkv_sm_snap_begin,
+ * written a few keys at a time while entries go on being applied. The
+ * header, sessions and members are taken whole at the start; the entries
+ * come in key order from a cursor (the last key written). An entry that is
+ * about to change or go while it is still ahead of the cursor, and that is
+ * as it was at the start (its version is not newer), is copied first into
+ * a list of its own (`pre`); each step merges that list with the live one,
+ * skipping live entries newer than the start. Versions are index << 16 |
+ * position, so "newer" is a comparison with the start's applied index.
+ * Copying happens inside apply, but changes nothing apply decides: same
+ * answers, same state, on every replica. */
+#define PRE_SEED 0x7072652d696d6731ull
+
+struct tkv_sm_snap {
+    struct snap_writer w;  /* out and the running checksum */
+    uint64_t newer;        /* versions above this came after the start */
+    uint64_t nkeys;        /* entries at the start */
+    uint64_t written;      /* entries written so far */
+    int failed;            /* a copy ran out of memory: the stream is lost */
+    int cursor_set;        /* a key has been written */
+    struct tkv_skiplist pre; /* entries as at the start, copied before a
+                              * change; owned */
+    struct tkv_buf rest;   /* sessions and members at the start; owned */
+    size_t clen;
+    uint8_t cursor[TKV_KEY_MAX]; /* the last key written */
+};
+
+static void snap_keep(struct tkv_sm *sm, const uint8_t *key, size_t klen)
+{
+    struct tkv_sm_snap *s = sm->snap;
+    const struct tkv_sl_node *n;
+
+    if (s == NULL || s->failed ||
+        (s->cursor_set && tkv_key_cmp(key, klen, s->cursor, s->clen) <= 0)) {
+        return; /* none running, lost, or the key is written already */
     }
-    for (s = sm->lru_head; s != NULL; s = s->lru_next) {
-        PACK(msgpack_pack_array(&pk, 4));
-        PACK(msgpack_pack_uint64(&pk, s->id));
-        PACK(msgpack_pack_int64(&pk, s->last_used));
-        PACK(msgpack_pack_uint64(&pk, s->floor));
-        PACK(msgpack_pack_array(&pk, (uint32_t)s->nresults));
-        for (i = 0; i < s->nresults; i++) {
-            const struct tkv_sess_result *r = &s->results[i];
-            PACK(msgpack_pack_array(&pk, 4));
-            PACK(msgpack_pack_uint64(&pk, r->seq));
-            PACK(msgpack_pack_int(&pk, r->r.code));
-            PACK(msgpack_pack_uint32(&pk, r->r.conflict));
-            PACK(msgpack_pack_uint64(&pk, r->r.version));
+    n = tkv_sl_get(&sm->data, key, klen);
+    if (n == NULL || n->version > s->newer) {
+        return; /* not in the start's state, or copied when it first changed */
+    }
+    if (tkv_sl_put(&s->pre, key, klen, tkv_sl_value(n), n->vlen, n->version,
+                   tkv_sl_expires(n), NULL) != 0) {
+        s->failed = 1;
+    }
+}
+
+int tkv_sm_snap_begin(struct tkv_sm *sm, msgpack_packer *out)
+{
+    struct tkv_sm_snap *s;
+    msgpack_packer pk;
+    int rv;
+
+    tkv_sm_snap_abort(sm);
+    s = tkv_malloc(sizeof *s);
+    if (s == NULL) {
+        return TKV_ENOMEM;
+    }
+    memset(s, 0, offsetof(struct tkv_sm_snap, cursor));
+    if (tkv_sl_init(&s->pre, PRE_SEED, 0) != 0) {
+        tkv_free(s);
+        return TKV_ENOMEM;
+    }
+    tkv_buf_init(&s->rest);
+    s->newer = sm->applied_index << 16 | 0xffffu;
+    s->nkeys = sm->data.length;
+    s->w.out = out;
+    tkv_hash_init(&s->w.h, 0);
+    sm->snap = s;
+
+    msgpack_packer_init(&pk, &s->rest, tkv_buf_msgpack_write);
+    rv = snap_pack_rest(&pk, sm);
+    if (rv == 0 && s->rest.failed) {
+        rv = TKV_ENOMEM;
+    }
+    if (rv == 0) {
+        msgpack_packer_init(&pk, &s->w, snap_write_cb);
+        rv = snap_pack_header(&pk, sm);
+    }
+    if (rv != 0) {
+        tkv_sm_snap_abort(sm);
+    }
+    return rv;
+}
+
+/* First node of sl after the cursor (all of it before the first key). */
+static const struct tkv_sl_node *snap_after(const struct tkv_sm_snap *s,
+                                            const struct tkv_skiplist *sl)
+{
+    const struct tkv_sl_node *n;
+
+    if (!s->cursor_set) {
+        return tkv_sl_first(sl);
+    }
+    n = tkv_sl_seek(sl, s->cursor, s->clen, NULL);
+    if (n != NULL && n->klen == s->clen &&
+        memcmp(tkv_sl_key(n), s->cursor, s->clen) == 0) {
+        n = tkv_sl_next(n);
+    }
+    return n;
+}
+
+int tkv_sm_snap_step(struct tkv_sm *sm, msgpack_packer *out, size_t max,
+                     int *done)
+{
+    struct tkv_sm_snap *s = sm->snap;
+    const struct tkv_sl_node *live, *old, *n;
+    msgpack_packer pk;
+    size_t k;
+    int rv;
+
+    *done = 0;
+    if (s == NULL) {
+        return TKV_EINVALID;
+    }
+    if (s->failed) {
+        return TKV_ENOMEM;
+    }
+    s->w.out = out;
+    msgpack_packer_init(&pk, &s->w, snap_write_cb);
+    live = snap_after(s, &sm->data);
+    old = snap_after(s, &s->pre);
+    for (k = 0; k < max; k++) {
+        while (live != NULL && live->version > s->newer) {
+            live = tkv_sl_next(live);
         }
+        if (live == NULL && old == NULL) {
+            break;
+        }
+        if (live == NULL ||
+            (old != NULL && tkv_key_cmp(tkv_sl_key(old), old->klen,
+                                        tkv_sl_key(live), live->klen) <= 0)) {
+            n = old;
+            old = tkv_sl_next(old);
+        } else {
+            n = live;
+            live = tkv_sl_next(live);
+        }
+        rv = snap_pack_entry(&pk, n);
+        if (rv != 0) {
+            return rv;
+        }
+        memcpy(s->cursor, tkv_sl_key(n), n->klen);
+        s->clen = n->klen;
+        s->cursor_set = 1;
+        s->written++;
     }
-    for (i = 0; i < sm->nmembers; i++) {
-        PACK(msgpack_pack_array(&pk, 2));
-        PACK(msgpack_pack_uint64(&pk, sm->members[i].id));
-        PACK(msgpack_pack_str_with_body(&pk, sm->members[i].addr,
-                                        strlen(sm->members[i].addr)));
+    if (k == max) {
+        return 0;
     }
-    /* The trailer goes straight to the caller: it is not part of the
-     * checksummed bytes. */
-    PACK(msgpack_pack_array(out, 2));
-    PACK(msgpack_pack_str_with_body(out, "end", 3));
-    PACK(msgpack_pack_uint64(out, tkv_hash_final(&w.h)));
-    return 0;
+    /* every entry written: the count must be the start's */
+    if (s->written != s->nkeys) {
+        return TKV_EINTERNAL;
+    }
+    rv = s->rest.len > 0 ? snap_write_cb(&s->w, (const char *)s->rest.data,
+                                         s->rest.len)
+                         : 0;
+    if (rv == 0) {
+        rv = snap_pack_trailer(out, &s->w.h);
+    }
+    if (rv == 0) {
+        tkv_sm_snap_abort(sm);
+        *done = 1;
+    }
+    return rv;
+}
+
+int tkv_sm_snap_running(const struct tkv_sm *sm)
+{
+    return sm->snap != NULL;
+}
+
+void tkv_sm_snap_abort(struct tkv_sm *sm)
+{
+    struct tkv_sm_snap *s = sm->snap;
+
+    if (s == NULL) {
+        return;
+    }
+    tkv_sl_close(&s->pre);
+    tkv_buf_close(&s->rest);
+    tkv_free(s);
+    sm->snap = NULL;
 }
 
 /* Restore reads the stream with the strict cursor of common/mpread.h (no

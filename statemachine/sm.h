@@ -76,6 +76,7 @@ struct tkv_sm {
     /* results of the last apply, valid until the next one */
     struct tkv_result *results;      /* owned */
     size_t results_cap;
+    struct tkv_sm_snap *snap;        /* owned: a stepped snapshot, or NULL */
 };
 
 int tkv_sm_init(struct tkv_sm *sm, const struct tkv_sm_config *cfg);
@@ -135,6 +136,21 @@ const char *tkv_sm_member_addr(const struct tkv_sm *sm, uint64_t id);
  * The stream is versioned and ends with a trailer holding counts and a
  * checksum. */
 int tkv_sm_snapshot(const struct tkv_sm *sm, msgpack_packer *pk);
+
+/* The same stream, of the state as it is now, written in steps while
+ * entries go on being applied (see sm.c): begin writes the header to pk;
+ * each step writes up to max entries, and the last one the rest, sets
+ * *done and ends the snapshot. pk must be the same packer (or one with the
+ * same destination) at every step. Entries changed or deleted before the
+ * cursor reaches them are copied first, inside apply, so memory grows by
+ * what changes while it runs. A step returns TKV_ENOMEM when such a copy
+ * failed, TKV_EINTERNAL when the count came out wrong; abort then. One at a
+ * time: begin ends one running; close and restore end it too. */
+int tkv_sm_snap_begin(struct tkv_sm *sm, msgpack_packer *pk);
+int tkv_sm_snap_step(struct tkv_sm *sm, msgpack_packer *pk, size_t max,
+                     int *done /* OUT */);
+int tkv_sm_snap_running(const struct tkv_sm *sm);
+void tkv_sm_snap_abort(struct tkv_sm *sm);
 
 /* Replace the state with a snapshot's. Corrupt, truncated or otherwise
  * invalid data returns TKV_ECORRUPT and leaves the old state intact. */

@@ -1,6 +1,8 @@
 /* Snapshot round trip on random states, and restore of truncated, corrupted
  * and foreign data: it must fail with TKV_ECORRUPT and leave the old state
- * exactly as it was (same digest). */
+ * exactly as it was (same digest). The stepped snapshot, with entries
+ * applied between its steps, must write the very bytes of a whole snapshot
+ * taken at its start, and leave the state as it would be without it. */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -174,6 +176,104 @@ static void restore_out_of_memory(void **state)
     smt_close(&victim);
 }
 
+/* One random change to t and its twin u (same entries): sets over a small
+ * key space (so changes hit keys the snapshot has not reached yet, and
+ * keys it has), with and without TTL and session, deletes, and clock
+ * ticks that expire keys. */
+static void change_both(struct smt *t, struct smt *u, int i)
+{
+    char key[64], val[64];
+    uint64_t ttl = rnd() % 4 == 0 ? 1 + rnd() % 3000 : 0;
+    uint64_t session = rnd() % 5 == 0 ? 1 + rnd() % 3 : 0;
+    int64_t ts;
+
+    snprintf(key, sizeof key, "[\"k\",%d]", (int)(rnd() % 300));
+    snprintf(val, sizeof val, "{\"i\":%d}", i);
+    switch (rnd() % 6) {
+    case 0:
+        smt_del(t, key);
+        smt_del(u, key);
+        break;
+    case 1:
+        ts = t->ts + (int64_t)(rnd() % 2000);
+        smt_tick(t, ts);
+        smt_tick(u, ts);
+        break;
+    default:
+        smt_set_s(t, key, val, ttl, session, (uint64_t)i + 1, 0);
+        smt_set_s(u, key, val, ttl, session, (uint64_t)i + 1, 0);
+        break;
+    }
+}
+
+static void stepped_matches_whole(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 40; round++) {
+        struct smt t, u;
+        struct tkv_buf whole, stepped;
+        msgpack_packer pk;
+        int done = 0, i = 0, steps = 0;
+
+        smt_init(&t);
+        smt_init(&u);
+        for (int k = 0; k < (int)(rnd() % 600); k++) {
+            change_both(&t, &u, i++);
+        }
+        snapshot_of(&t.sm, &whole);
+        tkv_buf_init(&stepped);
+        msgpack_packer_init(&pk, &stepped, tkv_buf_msgpack_write);
+        assert_int_equal(tkv_sm_snap_begin(&t.sm, &pk), 0);
+        assert_true(tkv_sm_snap_running(&t.sm));
+        while (!done) {
+            for (int k = (int)(rnd() % 8); k > 0; k--) {
+                change_both(&t, &u, i++);
+            }
+            assert_int_equal(
+                tkv_sm_snap_step(&t.sm, &pk, 1 + rnd() % 20, &done), 0);
+            steps++;
+            assert_true(steps < 100000);
+        }
+        assert_false(tkv_sm_snap_running(&t.sm));
+        assert_int_equal(stepped.len, whole.len);
+        assert_memory_equal(stepped.data, whole.data, whole.len);
+        /* keeping old entries changed nothing apply decides */
+        assert_int_equal(tkv_sm_hash(&t.sm), tkv_sm_hash(&u.sm));
+        tkv_buf_close(&whole);
+        tkv_buf_close(&stepped);
+        smt_close(&t);
+        smt_close(&u);
+    }
+}
+
+/* Begin twice, close while running, a step with none running. */
+static void stepped_ends(void **state)
+{
+    struct smt t;
+    struct tkv_buf b;
+    msgpack_packer pk;
+    int done;
+
+    (void)state;
+    smt_init(&t);
+    fill(&t, 50);
+    tkv_buf_init(&b);
+    msgpack_packer_init(&pk, &b, tkv_buf_msgpack_write);
+    assert_int_equal(tkv_sm_snap_step(&t.sm, &pk, 10, &done),
+                     TKV_EINVALID);
+    assert_int_equal(tkv_sm_snap_begin(&t.sm, &pk), 0);
+    assert_int_equal(tkv_sm_snap_step(&t.sm, &pk, 3, &done), 0);
+    assert_int_equal(done, 0);
+    tkv_buf_reset(&b);
+    assert_int_equal(tkv_sm_snap_begin(&t.sm, &pk), 0); /* starts over */
+    smt_set(&t, "[\"k\",\"changed\"]", "1", 0);
+    tkv_sm_snap_abort(&t.sm);
+    assert_false(tkv_sm_snap_running(&t.sm));
+    assert_int_equal(tkv_sm_snap_begin(&t.sm, &pk), 0);
+    smt_close(&t); /* frees the running one (ASan would say) */
+    tkv_buf_close(&b);
+}
+
 int main(void)
 {
     const char *env = getenv("TKV_SEED");
@@ -182,6 +282,8 @@ int main(void)
         cmocka_unit_test(round_trip),
         cmocka_unit_test(truncated_and_corrupt),
         cmocka_unit_test(restore_out_of_memory),
+        cmocka_unit_test(stepped_matches_whole),
+        cmocka_unit_test(stepped_ends),
     };
     printf("snapshot test seed: %" PRIu64 "\n", seed);
     rng = seed * 2654435761u + 7;
