@@ -24,9 +24,9 @@
  * (/proc/PID/stat, ticks since boot) with the CLOCK_BOOTTIME offset.
  *
  * Snapshot windows come from the node logs (raft/fsm.c: "snapshot at index
- * N: started child" .. "bytes of state ... after start") and from raft's
- * snapshot file in the data dir (polled every 20 ms): a window runs from
- * the fork to the later of the hand-over and the file's last write (raft
+ * N: started child" or "started in steps" .. "bytes of state ... after
+ * start") and from raft's snapshot file in the data dir (polled every
+ * 20 ms): a window runs from the fork (or first step) to the later of the hand-over and the file's last write (raft
  * writes it, LZ4-compressed, on its thread pool after the hand-over).
  *
  * Output: a summary on stdout, every figure in --json FILE. Exit status 0
@@ -794,7 +794,11 @@ static void snap_line(void *arg, int node, double t, const char *msg)
     } else if (sscanf(msg,
                       "snapshot at index %llu: started child %d (loop paused "
                       "%lf ms",
-                      &base, &pid, &ms) == 3) {
+                      &base, &pid, &ms) == 3 ||
+               sscanf(msg,
+                      "snapshot at index %llu: started in steps (loop paused "
+                      "%lf ms",
+                      &base, &ms) == 2) {
         if (s->n < 256) {
             memset(&s->w[s->n], 0, sizeof s->w[0]);
             s->w[s->n].node = node;

@@ -68,7 +68,7 @@ static const struct opt opts[] = {
      OFF(snapshot_compression), 0, 1,
      "0|1         LZ4-compress snapshot files (default 0: CPU is dearer)"},
     {"--snapshot-mode", "snapshot_mode", OPT_SNAPMODE, OFF(snapshot_mode), 0, 0,
-     "fork|inline how snapshots are serialized (default fork)"},
+     "stepped|fork|inline how snapshots are serialized (default stepped)"},
     {"--huge-pages", "huge_pages", OPT_UINT, OFF(huge_pages), 0, 1,
      "0|1         heap on transparent huge pages (default 1)"},
     {"--max-connections", "max_connections", OPT_UINT, OFF(max_connections), 1,
@@ -269,10 +269,12 @@ static int set_opt(struct tkv_node_config *cfg,
                 *(int *)base = 0;
             } else if (strcmp(v, "inline") == 0) {
                 *(int *)base = 1;
+            } else if (strcmp(v, "stepped") == 0) {
+                *(int *)base = 3;
             } else {
                 return tkv_err_set(err, TKV_EINVALID,
-                                   "%s: '%s' is not fork or inline", o->flag,
-                                   v);
+                                   "%s: '%s' is not stepped, fork or inline",
+                                   o->flag, v);
             }
             return 0;
         default:

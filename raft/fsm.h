@@ -1,5 +1,18 @@
 /* The raft FSM around the state machine (statemachine/sm.h).
  *
+ * How a snapshot is made, by mode (the node's --snapshot-mode):
+ *   STEPPED (default): no fork. The loop serializes the state as it was at
+ *     N1 with tkv_sm_snap_step (statemachine/sm.h), a few keys per loop
+ *     turn on at most a quarter of its time, and a writer thread puts it
+ *     into <dir>/tkv-state-<N1> in the paced steps described below. The
+ *     tail, the manifest and restore are as for FORK with a data dir.
+ *   FORK: a child serializes a copy-on-write view, as described below. On
+ *     this machine's virtual CPUs each page the parent then writes cost a
+ *     ~40 us fault; with 1M keys under writes that doubled write p50 for
+ *     the first seconds of every snapshot (write p99 during a snapshot
+ *     1.8-3.0x the baseline against 1.5x stepped, bench/targets.sh).
+ *   INLINE / DEFERRED: synchronous, for the simulation (end of comment).
+ *
  * Owns the tkv_sm of this replica and the snapshot machinery. Internal to
  * raft/ (it includes raft.h); tests/raft drives it under raft_fixture.
  *
@@ -59,6 +72,8 @@ enum tkv_snap_mode {
     TKV_SNAP_FORK = 0,     /* fork + memfd + replayed tail (production) */
     TKV_SNAP_INLINE = 1,   /* serialize on the spot */
     TKV_SNAP_DEFERRED = 2, /* serialize on the spot, hand over later */
+    TKV_SNAP_STEPPED = 3,  /* no fork: the loop serializes in steps, a
+                            * thread writes the state file (production) */
 };
 
 struct tkv_fsm;
@@ -91,6 +106,8 @@ struct tkv_fsm {
     uint64_t started_us;
     unsigned threshold_base; /* 0: raft's threshold is left alone */
     uint64_t jitter;         /* xorshift state for the next threshold */
+
+    struct tkv__stepper *stepper; /* STEPPED: owned while running */
 
     /* FORK with a data dir: the state goes to a file (see above) */
     char *dir;          /* owned; NULL: the state goes into raft's file */
@@ -147,6 +164,13 @@ int tkv_fsm_install_id(const struct raft_buffer *data,
                        uint64_t *term);
 /* Kill a running snapshot child and free everything. */
 void tkv_fsm_close(struct tkv_fsm *f);
+
+/* STEPPED: serialize what the loop's share of time allows (the owner calls
+ * it on every loop turn; snapshot() calls it too), and whether there is
+ * serializing left (the owner then keeps the loop turning, e.g. with a
+ * 1 ms timer). */
+void tkv_fsm_step(struct tkv_fsm *f);
+int tkv_fsm_stepping(const struct tkv_fsm *f);
 
 /* The snapshot wire format, exposed for tests: decode and restore into sm. */
 int tkv_fsm_restore_bytes(struct tkv_sm *sm,

@@ -109,6 +109,7 @@ struct tkv_replica {
 
     uv_check_t turn;   /* end of loop turn: flush, barrier */
     uv_timer_t ticker; /* leader clock ticks */
+    uv_timer_t pacer;  /* 1 ms turns while a stepped snapshot serializes */
     int handles_open;
     int handles_closing; /* handles_open counts what is left to close */
     int closing;

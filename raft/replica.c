@@ -38,7 +38,7 @@ void tkv_replica_config_default(struct tkv_replica_config *cfg)
      * spent half its time in them (bench/results/2026-11-27-1319.md) */
     cfg->snapshot_threshold = 16384;
     cfg->snapshot_trailing = 1024;
-    cfg->snapshot_mode = TKV_SNAP_FORK;
+    cfg->snapshot_mode = TKV_SNAP_STEPPED;
 }
 
 static const char *tkv__state_name(int state)
@@ -267,6 +267,11 @@ static void tkv__watch(struct tkv_replica *r)
     r->prev_term = term;
 }
 
+static void tkv__pacer_cb(uv_timer_t *h)
+{
+    (void)h; /* its work is in the turn that follows */
+}
+
 static void tkv__turn_cb(uv_check_t *h)
 {
     struct tkv_replica *r = h->data;
@@ -289,6 +294,16 @@ static void tkv__turn_cb(uv_check_t *h)
     if (raft_state(&r->raft) == RAFT_LEADER) {
         tkv__batcher_flush(r);
         tkv__reads_issue(r);
+    }
+    /* A stepped snapshot serializes a little on every turn; the pacer
+     * makes a turn at least every ms while it has work left. */
+    tkv_fsm_step(&r->fsm);
+    if (tkv_fsm_stepping(&r->fsm)) {
+        if (!uv_is_active((uv_handle_t *)&r->pacer)) {
+            uv_timer_start(&r->pacer, tkv__pacer_cb, 1, 1);
+        }
+    } else if (uv_is_active((uv_handle_t *)&r->pacer)) {
+        uv_timer_stop(&r->pacer);
     }
 }
 
@@ -344,9 +359,10 @@ static void tkv__raft_close_cb(struct raft *raft)
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
     r->handles_closing = 1;
-    r->handles_open = 2 + (int)tkv__confirm_close(r);
+    r->handles_open = 3 + (int)tkv__confirm_close(r);
     uv_close((uv_handle_t *)&r->turn, tkv__handle_close_cb);
     uv_close((uv_handle_t *)&r->ticker, tkv__handle_close_cb);
+    uv_close((uv_handle_t *)&r->pacer, tkv__handle_close_cb);
 }
 
 void tkv_replica_close(struct tkv_replica *r,
@@ -361,6 +377,7 @@ void tkv_replica_close(struct tkv_replica *r,
     tkv__reads_fail(r, TKV_ESHUTDOWN);
     uv_check_stop(&r->turn);
     uv_timer_stop(&r->ticker);
+    uv_timer_stop(&r->pacer);
     tkv_log_info("closing raft");
     raft_close(&r->raft, tkv__raft_close_cb);
 }
@@ -570,6 +587,8 @@ int tkv_replica_start(uv_loop_t *loop,
     uv_check_start(&r->turn, tkv__turn_cb);
     uv_timer_init(loop, &r->ticker);
     r->ticker.data = r;
+    uv_timer_init(loop, &r->pacer);
+    r->pacer.data = r;
     {
         unsigned period = r->tick_ms / 4;
         uv_timer_start(&r->ticker, tkv__ticker_cb, period > 5 ? period : 5,

@@ -51,7 +51,7 @@ struct tkv_replica_config {
     unsigned heartbeat_ms;
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
-    int snapshot_mode; /* 0 = fork (see raft/fsm.h) */
+    int snapshot_mode; /* enum tkv_snap_mode (raft/fsm.h); stepped */
     /* 1: raft_uv LZ4-compresses snapshot files. Off by default: on a small
      * machine the CPU it takes while a snapshot is written costs more
      * write latency than the bigger file (bench/results, targets). */

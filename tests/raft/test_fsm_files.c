@@ -1,5 +1,6 @@
 /* Snapshots whose state is in a file of the FSM's own (raft/fsm.h): the
- * fork child writes <dir>/tkv-state-<N1>, raft gets a manifest, restore
+ * fork child, or the stepped writer, writes <dir>/tkv-state-<N1>, raft
+ * gets a manifest, restore
  * reads the file, tkv_fsm_expand makes the whole snapshot an install
  * carries (with its raft index and term), and finalize deletes the files
  * no snapshot needs.
@@ -30,22 +31,26 @@
 static struct raft fake; /* last_applied only */
 static char dir[64];
 
-static void apply_set(struct tkv_fsm *f, unsigned k)
+/* Set key "k<x>" (x from k: 26 keys) or, wide, "k<x><y>" (676 keys). */
+static void apply_key(struct tkv_fsm *f, unsigned k, int wide)
 {
     struct tkv_buf body, entry;
     struct tkv_cmd cmd;
     struct raft_buffer buf;
-    uint8_t key[4] = {TKV_KEY_TAG_STRING, 'k', 0, 0};
+    uint8_t key[5] = {TKV_KEY_TAG_STRING, 'k', 0, 0, 0};
     uint8_t val[1];
     void *result;
 
     key[2] = (uint8_t)('a' + k % 26);
+    if (wide) {
+        key[3] = (uint8_t)('a' + k / 26 % 26);
+    }
     val[0] = (uint8_t)(k % 128); /* positive fixint */
     memset(&cmd, 0, sizeof cmd);
     cmd.type = TKV_CMD_SET;
     cmd.mut.type = TKV_CMD_SET;
     cmd.mut.key = key;
-    cmd.mut.klen = 4;
+    cmd.mut.klen = wide ? 5 : 4;
     cmd.mut.value = val;
     cmd.mut.vlen = 1;
     tkv_buf_init(&body);
@@ -59,6 +64,11 @@ static void apply_set(struct tkv_fsm *f, unsigned k)
     fake.last_applied++;
     tkv_buf_close(&body);
     tkv_buf_close(&entry);
+}
+
+static void apply_set(struct tkv_fsm *f, unsigned k)
+{
+    apply_key(f, k, 0);
 }
 
 static int exists(uint64_t id, const char *suffix)
@@ -147,19 +157,18 @@ static void flip_byte(uint64_t id, long at)
     close(fd);
 }
 
-static void test_state_file_round_trip(void **state)
+static void state_file_round_trip(int mode)
 {
     struct tkv_fsm a, b, c, d;
     struct raft_buffer snap, whole, tmp;
     struct tkv_err err;
     unsigned k;
 
-    (void)state;
     memset(&fake, 0, sizeof fake);
     fake.last_applied = 1;
     snprintf(dir, sizeof dir, "/tmp/tkv-fsmfiles-XXXXXX");
     assert_non_null(mkdtemp(dir));
-    fsm_open(&a, TKV_SNAP_FORK, 1);
+    fsm_open(&a, mode, 1);
     for (k = 0; k < 200; k++) {
         apply_set(&a, k);
     }
@@ -172,7 +181,7 @@ static void test_state_file_round_trip(void **state)
     assert_false(exists(201, ".tmp"));
 
     /* Restore from the manifest (what a restart does). */
-    fsm_open(&b, TKV_SNAP_FORK, 1);
+    fsm_open(&b, mode, 1);
     tmp = copy_of(&snap);
     assert_int_equal(b.raft_fsm.restore(&b.raft_fsm, &tmp), 0);
     assert_int_equal(tkv_sm_count(&b.sm), tkv_sm_count(&a.sm));
@@ -226,7 +235,7 @@ static void test_state_file_round_trip(void **state)
     raft_free(tmp.base);
     tkv_fsm_close(&d);
     flip_byte(201, 100);
-    fsm_open(&d, TKV_SNAP_FORK, 1);
+    fsm_open(&d, mode, 1);
     tmp = copy_of(&snap);
     assert_int_equal(d.raft_fsm.restore(&d.raft_fsm, &tmp), RAFT_CORRUPT);
     raft_free(tmp.base);
@@ -279,10 +288,80 @@ static void test_state_file_round_trip(void **state)
     }
 }
 
+/* The state file written by a fork child, and by the loop in steps with
+ * a writer thread: the same files, manifests and clean-up. */
+static void test_state_file_fork(void **state)
+{
+    (void)state;
+    state_file_round_trip(TKV_SNAP_FORK);
+}
+
+static void test_state_file_stepped(void **state)
+{
+    (void)state;
+    state_file_round_trip(TKV_SNAP_STEPPED);
+}
+
+/* A STEPPED FSM with 600 keys and a snapshot begun: with no time share
+ * built up, the first call serializes one step of 64 keys. Its base. */
+static uint64_t begin_stepped(struct tkv_fsm *f)
+{
+    struct raft_buffer *bufs;
+    uint64_t base;
+    unsigned n, k;
+
+    fsm_open(f, TKV_SNAP_STEPPED, 1);
+    for (k = 0; k < 600; k++) {
+        apply_key(f, k, 1);
+    }
+    base = fake.last_applied;
+    assert_int_equal(f->raft_fsm.snapshot(&f->raft_fsm, &bufs, &n), RAFT_BUSY);
+    assert_true(tkv_fsm_stepping(f));
+    assert_true(exists(base, ".tmp"));
+    return base;
+}
+
+/* A stepped snapshot cut short, by a restore or by close: its writer
+ * thread is joined and its unfinished file deleted. */
+static void test_stepped_cut_short(void **state)
+{
+    struct tkv_fsm a, b;
+    struct raft_buffer snap;
+    uint64_t base;
+    unsigned k;
+
+    (void)state;
+    memset(&fake, 0, sizeof fake);
+    fake.last_applied = 1;
+    snprintf(dir, sizeof dir, "/tmp/tkv-fsmfiles-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    fsm_open(&b, TKV_SNAP_INLINE, 0);
+    for (k = 0; k < 30; k++) {
+        apply_set(&b, k);
+    }
+    snap = take(&b, 0); /* a whole snapshot, to restore below */
+
+    base = begin_stepped(&a);
+    assert_int_equal(a.raft_fsm.restore(&a.raft_fsm, &snap), 0);
+    assert_false(tkv_fsm_stepping(&a));
+    assert_false(exists(base, ".tmp"));
+    assert_true(tkv_sm_hash(&a.sm) == tkv_sm_hash(&b.sm));
+
+    tkv_fsm_close(&a);
+
+    base = begin_stepped(&a);
+    tkv_fsm_close(&a);
+    assert_false(exists(base, ".tmp"));
+    tkv_fsm_close(&b);
+    assert_int_equal(rmdir(dir), 0); /* nothing left behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_state_file_round_trip),
+        cmocka_unit_test(test_state_file_fork),
+        cmocka_unit_test(test_state_file_stepped),
+        cmocka_unit_test(test_stepped_cut_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
