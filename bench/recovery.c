@@ -26,8 +26,9 @@
  * Snapshot windows come from the node logs (raft/fsm.c: "snapshot at index
  * N: started child" or "started in steps" .. "bytes of state ... after
  * start") and from raft's snapshot file in the data dir (polled every
- * 20 ms): a window runs from the fork (or first step) to the later of the hand-over and the file's last write (raft
- * writes it, LZ4-compressed, on its thread pool after the hand-over).
+ * 20 ms): a window runs from the fork (or first step) to the later of
+ * the hand-over and the file's last write (raft writes it, LZ4-compressed,
+ * on its thread pool after the hand-over).
  *
  * Output: a summary on stdout, every figure in --json FILE. Exit status 0
  * when the measurement ran (whether or not a target was met), 1 when it

@@ -960,13 +960,12 @@ static int tkv__restore_parts(struct tkv_sm *sm,
             return tkv_err_set(err, TKV_ECORRUPT, "snapshot: short tail");
         }
         elen = tkv__get_u64(p + 8);
-        if (elen > (size_t)(end - p) - 16) {
+        /* padded entry within the tail (offsets: p never passes end) */
+        if (elen > (size_t)(end - p) - 16 ||
+            16 + ((elen + 7) & ~(uint64_t)7) > (size_t)(end - p)) {
             return tkv_err_set(err, TKV_ECORRUPT, "snapshot: short tail");
         }
         p += 16 + ((elen + 7) & ~(uint64_t)7);
-        if (p > end) {
-            return tkv_err_set(err, TKV_ECORRUPT, "snapshot: short tail");
-        }
     }
     if (p != end) {
         return tkv_err_set(err, TKV_ECORRUPT, "snapshot: trailing bytes");
@@ -1088,7 +1087,10 @@ static int tkv__state_map(const char *dir,
         return tkv_err_set(err, TKV_EIO, "snapshot: open %s: %s", path,
                            strerror(errno));
     }
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != m->base_len) {
+    if (fstat(fd, &st) != 0) {
+        st.st_size = -1;
+    }
+    if ((uint64_t)st.st_size != m->base_len) {
         close(fd);
         return tkv_err_set(err, TKV_ECORRUPT,
                            "snapshot: %s has %lld bytes, the manifest says "
