@@ -133,6 +133,9 @@ static void test_restart_and_rejoin(void **state)
     assert_true(i < 300);
     assert_true(tkv_tc_log_count(&cluster, victim, "restored snapshot") >= 1);
     assert_true(st.snapshot_index > 0);
+    /* the leader's snapshots are made in steps, without a fork (default) */
+    assert_true(tkv_tc_log_count(&cluster, leader, "started in steps") >= 1);
+    assert_int_equal(tkv_tc_log_count(&cluster, leader, "started child"), 0);
     check_range(&p, victim, 0, 300, 1);
     tkv_probe_close(&p);
 }
