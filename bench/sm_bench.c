@@ -9,7 +9,8 @@
  *             total, i.e. 100 items per call
  *   delete/s  applying entries of 64 deletes each
  *   overhead  heap bytes per entry beyond key + value (mallinfo2 delta)
- *   snapshot  write of the whole state into memory, and restore from it
+ *   snapshot  write of the whole state into memory, and restore from it;
+ *             then the same in steps of 64 keys (the node's way)
  *
  * usage: tuplekv-sm-bench [N]   (default 1000000) */
 #include <malloc.h>
@@ -209,6 +210,34 @@ int main(int argc, char **argv)
         die("restore digest");
     }
     tkv_sm_close(&copy);
+
+    /* the node's way: 64 keys a step (raft/fsm.c), the same bytes */
+    {
+        struct tkv_buf stepped;
+        size_t steps = 0;
+        int done = 0;
+        tkv_buf_init(&stepped);
+        tkv_buf_reserve(&stepped, snap.len);
+        msgpack_packer_init(&pk, &stepped, tkv_buf_msgpack_write);
+        t0 = now_s();
+        if (tkv_sm_snap_begin(&sm, &pk) != 0) {
+            die("snapshot in steps");
+        }
+        while (!done) {
+            if (tkv_sm_snap_step(&sm, &pk, 64, &done) != 0) {
+                die("snapshot step");
+            }
+            steps++;
+        }
+        t = now_s() - t0;
+        printf("stepped:   %10.3f s    (%zu steps of 64 keys, into memory)\n",
+               t, steps);
+        if (stepped.len != snap.len ||
+            memcmp(stepped.data, snap.data, snap.len) != 0) {
+            die("stepped snapshot differs");
+        }
+        tkv_buf_close(&stepped);
+    }
     tkv_buf_close(&snap);
 
     t0 = now_s();

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,6 +117,9 @@ static void tkv__heap_huge_pages(int want, char **argv)
     FILE *f;
 
     if (cur != NULL && strstr(cur, TKV_HUGETLB "=") != NULL) {
+        /* an exec of /proc/self/exe named the process "exe" (ps, top) */
+        const char *name = strrchr(argv[0], '/');
+        (void)prctl(PR_SET_NAME, name != NULL ? name + 1 : argv[0]);
         tkv_log_info("heap: GLIBC_TUNABLES=%s", cur);
         /* glibc advises its heap for THP: put it back after each fork */
         tkv_heap_collapse_enable(strstr(cur, TKV_HUGETLB "=1") != NULL);

@@ -64,6 +64,14 @@ static void check_huge_pages(int i)
         return;
     }
     assert_true(tkv_tc_log_count(&cluster, i, "heap: GLIBC_TUNABLES=") >= 1);
+    /* named as started, not "exe" after the exec of /proc/self/exe */
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)cluster.nodes[i].pid);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(env, 1, sizeof env - 1, f);
+    fclose(f);
+    env[n] = '\0';
+    assert_string_equal(env, "tuplekv-node\n");
     snprintf(path, sizeof path, "/proc/%d/environ", (int)cluster.nodes[i].pid);
     f = fopen(path, "r");
     assert_non_null(f);
