@@ -10,7 +10,7 @@
  *   delete/s  applying entries of 64 deletes each
  *   overhead  heap bytes per entry beyond key + value (mallinfo2 delta)
  *   snapshot  write of the whole state into memory, and restore from it;
- *             then the same in steps of 64 keys (the node's way)
+ *             then the same in steps of 256 keys (the node's way)
  *
  * usage: tuplekv-sm-bench [N]   (default 1000000) */
 #include <malloc.h>
@@ -211,7 +211,7 @@ int main(int argc, char **argv)
     }
     tkv_sm_close(&copy);
 
-    /* the node's way: 64 keys a step (raft/fsm.c), the same bytes */
+    /* the node's way: 256 keys a step (raft/fsm.c), the same bytes */
     {
         struct tkv_buf stepped;
         size_t steps = 0;
@@ -224,13 +224,13 @@ int main(int argc, char **argv)
             die("snapshot in steps");
         }
         while (!done) {
-            if (tkv_sm_snap_step(&sm, &pk, 64, &done) != 0) {
+            if (tkv_sm_snap_step(&sm, &pk, 256, &done) != 0) {
                 die("snapshot step");
             }
             steps++;
         }
         t = now_s() - t0;
-        printf("stepped:   %10.3f s    (%zu steps of 64 keys, into memory)\n",
+        printf("stepped:   %10.3f s    (%zu steps of 256 keys, into memory)\n",
                t, steps);
         if (stepped.len != snap.len ||
             memcmp(stepped.data, snap.data, snap.len) != 0) {

@@ -311,7 +311,7 @@ static void tkv__child_main(struct tkv_fsm *f, int fd)
 #define TKV__RING 4
 #define TKV__DUTY 4        /* the loop gives it at most 1/4 of its time */
 #define TKV__CREDIT_MAX 2000 /* us: what a long idle gap can save up */
-#define TKV__STEP_KEYS 64  /* keys between looks at the clock */
+#define TKV__STEP_KEYS 256 /* keys between looks at the clock (a page) */
 
 struct tkv__stepper {
     pthread_t thread;

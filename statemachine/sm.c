@@ -217,8 +217,10 @@ static void sess_ack(struct tkv_session *s, uint64_t ack)
     while (drop < s->nresults && s->results[drop].seq < ack) {
         drop++;
     }
-    s->results += drop;
-    s->nresults -= drop;
+    if (drop > 0) { /* a new session has no results yet: results is NULL */
+        s->results += drop;
+        s->nresults -= drop;
+    }
 }
 
 static const struct tkv_result *sess_lookup(const struct tkv_session *s,
@@ -1171,20 +1173,33 @@ int tkv_sm_snap_begin(struct tkv_sm *sm, msgpack_packer *out)
     return rv;
 }
 
-/* First node of sl after the cursor (all of it before the first key). */
-static const struct tkv_sl_node *snap_after(const struct tkv_sm_snap *s,
-                                            const struct tkv_skiplist *sl)
+/* Rank in sl of the first key after the cursor (0 before the first). */
+static size_t snap_rank_after(const struct tkv_sm_snap *s,
+                              const struct tkv_skiplist *sl)
+{
+    const struct tkv_sl_node *n;
+    size_t rank;
+
+    if (!s->cursor_set) {
+        return 0;
+    }
+    n = tkv_sl_seek(sl, s->cursor, s->clen, &rank);
+    if (n != NULL && n->klen == s->clen &&
+        memcmp(tkv_sl_key(n), s->cursor, s->clen) == 0) {
+        rank++;
+    }
+    return rank;
+}
+
+/* Next live entry as it was at the start: not newer than it. */
+static const struct tkv_sl_node *snap_live_next(const struct tkv_sm *sm,
+                                                struct data_walk *walk)
 {
     const struct tkv_sl_node *n;
 
-    if (!s->cursor_set) {
-        return tkv_sl_first(sl);
-    }
-    n = tkv_sl_seek(sl, s->cursor, s->clen, NULL);
-    if (n != NULL && n->klen == s->clen &&
-        memcmp(tkv_sl_key(n), s->cursor, s->clen) == 0) {
-        n = tkv_sl_next(n);
-    }
+    do {
+        n = walk_next(sm, walk);
+    } while (n != NULL && n->version > sm->snap->newer);
     return n;
 }
 
@@ -1192,6 +1207,7 @@ int tkv_sm_snap_step(struct tkv_sm *sm, msgpack_packer *out, size_t max,
                      int *done)
 {
     struct tkv_sm_snap *s = sm->snap;
+    struct data_walk walk = {.n = 0};
     const struct tkv_sl_node *live, *old, *n;
     msgpack_packer pk;
     size_t k;
@@ -1206,12 +1222,12 @@ int tkv_sm_snap_step(struct tkv_sm *sm, msgpack_packer *out, size_t max,
     }
     s->w.out = out;
     msgpack_packer_init(&pk, &s->w, snap_write_cb);
-    live = snap_after(s, &sm->data);
-    old = snap_after(s, &s->pre);
+    /* the live list a page at a time, as tkv_sm_snapshot walks it; the
+     * kept entries are few, one by one */
+    walk.rank = snap_rank_after(s, &sm->data);
+    live = snap_live_next(sm, &walk);
+    old = tkv_sl_at(&s->pre, snap_rank_after(s, &s->pre));
     for (k = 0; k < max; k++) {
-        while (live != NULL && live->version > s->newer) {
-            live = tkv_sl_next(live);
-        }
         if (live == NULL && old == NULL) {
             break;
         }
@@ -1222,7 +1238,7 @@ int tkv_sm_snap_step(struct tkv_sm *sm, msgpack_packer *out, size_t max,
             old = tkv_sl_next(old);
         } else {
             n = live;
-            live = tkv_sl_next(live);
+            live = snap_live_next(sm, &walk);
         }
         rv = snap_pack_entry(&pk, n);
         if (rv != 0) {

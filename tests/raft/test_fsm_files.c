@@ -303,7 +303,7 @@ static void test_state_file_stepped(void **state)
 }
 
 /* A STEPPED FSM with 600 keys and a snapshot begun: with no time share
- * built up, the first call serializes one step of 64 keys. Its base. */
+ * built up, the first call serializes one step of 256 keys. Its base. */
 static uint64_t begin_stepped(struct tkv_fsm *f)
 {
     struct raft_buffer *bufs;
