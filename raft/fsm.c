@@ -329,7 +329,8 @@ struct tkv__stepper {
     int fd;
     uint64_t off;     /* writer: bytes on disk; then the file's length */
     struct tkv_hash hash;
-    uint64_t credit_us, last_us;
+    int64_t credit_us;  /* loop time it may still take; < 0: overdrawn */
+    uint64_t last_us;
     const char *dir;
     char tmp[4096], fin[4096];
 };
@@ -419,12 +420,14 @@ static int tkv__stepper_run(struct tkv_fsm *f)
     uint64_t now = tkv__mono_us(), deadline;
     int rv = 0, done = 0;
 
-    st->credit_us += (now - st->last_us) / TKV__DUTY;
+    st->credit_us += (int64_t)((now - st->last_us) / TKV__DUTY);
     if (st->credit_us > TKV__CREDIT_MAX) {
         st->credit_us = TKV__CREDIT_MAX;
     }
     st->last_us = now;
-    deadline = now + st->credit_us;
+    /* a step of 256 keys can overrun its credit: the overrun is owed, so
+     * the share holds on average however short the turns are */
+    deadline = now + (st->credit_us > 0 ? (uint64_t)st->credit_us : 0);
     while (!st->serialized && rv == 0 && now < deadline) {
         struct tkv_buf *b;
         msgpack_packer pk;
@@ -455,8 +458,7 @@ static int tkv__stepper_run(struct tkv_fsm *f)
         }
     }
     now = tkv__mono_us();
-    st->credit_us -= st->credit_us < now - st->last_us ? st->credit_us
-                                                        : now - st->last_us;
+    st->credit_us -= (int64_t)(now - st->last_us);
     st->last_us = now;
     return rv;
 }

@@ -303,7 +303,8 @@ static void test_state_file_stepped(void **state)
 }
 
 /* A STEPPED FSM with 600 keys and a snapshot begun: with no time share
- * built up, the first call serializes one step of 256 keys. Its base. */
+ * built up, the first call serializes at most a step of 256 keys, so the
+ * snapshot is still running. Its base. */
 static uint64_t begin_stepped(struct tkv_fsm *f)
 {
     struct raft_buffer *bufs;
