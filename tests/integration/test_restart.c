@@ -43,12 +43,29 @@ static void check_range(struct tkv_probe *p,
     }
 }
 
+/* /proc/<node i's pid>/<name> into buf, NUL-terminated; its length. */
+static size_t read_proc(int i, const char *name, char *buf, size_t size)
+{
+    char path[64];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)cluster.nodes[i].pid,
+             name);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return n;
+}
+
 /* Node i runs with its heap on transparent huge pages: it set
  * glibc.malloc.hugetlb=1 and exec'd itself again (same pid), or said why
  * not when the kernel has THP off. */
 static void check_huge_pages(int i)
 {
-    char thp[128] = "", path[64], env[8192];
+    char thp[128] = "", env[8192];
     FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
     size_t n, k;
     int found = 0;
@@ -65,19 +82,9 @@ static void check_huge_pages(int i)
     }
     assert_true(tkv_tc_log_count(&cluster, i, "heap: GLIBC_TUNABLES=") >= 1);
     /* named as started, not "exe" after the exec of /proc/self/exe */
-    snprintf(path, sizeof path, "/proc/%d/comm", (int)cluster.nodes[i].pid);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    n = fread(env, 1, sizeof env - 1, f);
-    fclose(f);
-    env[n] = '\0';
+    read_proc(i, "comm", env, sizeof env);
     assert_string_equal(env, "tuplekv-node\n");
-    snprintf(path, sizeof path, "/proc/%d/environ", (int)cluster.nodes[i].pid);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    n = fread(env, 1, sizeof env - 1, f);
-    fclose(f);
-    env[n] = '\0';
+    n = read_proc(i, "environ", env, sizeof env);
     for (k = 0; k < n; k += strlen(env + k) + 1) {
         if (strncmp(env + k, "GLIBC_TUNABLES=", 15) == 0 &&
             strstr(env + k, "glibc.malloc.hugetlb=1") != NULL) {
