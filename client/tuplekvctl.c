@@ -415,8 +415,9 @@ static int cmd_list(struct ctx *x, int argc, char **argv)
             unsigned long n;
             if (missing || parse_uint(v, 1000, &n) != 0 || n < 1) {
                 rv = usage_error("--limit must be a number from 1 to 1000");
+            } else {
+                lo.limit = (unsigned)n;
             }
-            lo.limit = (unsigned)n;
             continue;
         }
         v = opt_value(argc, argv, &i, "--cursor", &missing);

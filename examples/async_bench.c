@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     tkv_config_init(&cfg);
     b.ops = 100000;
     b.keys = 10000;
-    for (i = 1; i < argc; i++) {
+    for (i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL) {
@@ -150,7 +150,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "unknown option %s\n", a);
             return 2;
         }
-        i++;
     }
     b.mode = strcmp(mode, "read") == 0       ? READ
              : strcmp(mode, "eventual") == 0 ? EVENTUAL
