@@ -4,7 +4,8 @@
  *
  * A test starts three nodes on its own port base in its group setup
  * (tkv_test_cluster_start), kills and restarts them with tkv_tc_kill and
- * tkv_tc_start, and stops them in its group teardown (tkv_tc_destroy). */
+ * tkv_tc_start, and stops them in its group teardown, which returns what
+ * tkv_tc_destroy does (-1: a node failed, testcluster.h). */
 #ifndef TKV_TEST_CLUSTER_H
 #define TKV_TEST_CLUSTER_H
 

@@ -200,8 +200,7 @@ static int teardown(void **state)
     (void)state;
     tkv_close(c);
     json_decref(all_keys);
-    tkv_tc_destroy(&cl);
-    return 0;
+    return tkv_tc_destroy(&cl);
 }
 
 int main(void)

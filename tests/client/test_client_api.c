@@ -27,8 +27,7 @@ static int teardown(void **state)
 {
     (void)state;
     tkv_close(c);
-    tkv_tc_destroy(&cl);
-    return 0;
+    return tkv_tc_destroy(&cl);
 }
 
 static void sleep_ms(int ms)

@@ -151,8 +151,7 @@ static int teardown(void **state)
 {
     (void)state;
     tkv_close(c);
-    tkv_tc_destroy(&cl);
-    return 0;
+    return tkv_tc_destroy(&cl);
 }
 
 int main(void)

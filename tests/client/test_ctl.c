@@ -422,10 +422,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     char cmd[300];
+    int rv;
     (void)state;
-    tkv_tc_destroy(&cl);
+    rv = tkv_tc_destroy(&cl);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return system(cmd) == 0 ? rv : -1;
 }
 
 int main(void)

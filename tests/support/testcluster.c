@@ -4,6 +4,20 @@
  * process, so that tkv_tc_finish can show the node logs of a failed run
  * after the teardowns have stopped the nodes, and delete the roots last.
  *
+ * Node failures. Every place that reaps a node judges its wait status:
+ * after SIGTERM only exit 0 is clean (tkv__tc_reap_term); a node reaped
+ * without a signal from the test, or found dead by a SIGKILL, died on its
+ * own. Either goes through tkv__tc_fail, which prints it and counts it in
+ * the cluster and in the process. A sanitizer report in a node (a leak at
+ * exit, UB, a heap error) makes it abort or exit non-zero under the
+ * sanitizer tree's options, so it fails the test that way.
+ * A node sets its SIGTERM handler only once it has started (raft, the
+ * listener); until then SIGTERM kills it. A test may stop a node that is
+ * still starting (restarted, while the other two already answer), so a
+ * stop first waits for the handler (tkv__tc_wait_handler: SigCgt in
+ * /proc/<pid>/status), and a node still without one after 20 s is a
+ * failure too.
+ *
  * Ports. A test names a port base, but two runs of the same test at once
  * (two build trees on one machine, ctest -j with --repeat) used to take the
  * same ports: the second cluster's nodes could not listen and exited at
@@ -43,6 +57,7 @@
 
 #define TKV__TC_ROOTS 16      /* clusters per test process */
 #define TKV__TC_TAIL_LINES 40 /* of each node log, on failure */
+#define TKV__TC_FAIL_LINES 30 /* of a failed node's log, at once */
 #define TKV__TC_REAP_MS 20000 /* before SIGTERM becomes SIGKILL */
 
 /* Port blocks: node i's client port is base + i, its raft port
@@ -56,6 +71,7 @@
 
 static char tkv__tc_roots[TKV__TC_ROOTS][256];
 static int tkv__tc_nroots;
+static int tkv__tc_failures; /* node failures of every cluster */
 
 /* The blocks this process holds, by the base its test asked for. */
 static struct {
@@ -135,6 +151,15 @@ static void tkv__tc_tail(const char *path, int lines)
 int tkv_tc_finish(int failed)
 {
     int k, i;
+    if (tkv__tc_failures > 0) {
+        fprintf(stderr,
+                "testcluster: %d node failure(s), shown above as "
+                "\"testcluster: FAILED\": the run fails\n",
+                tkv__tc_failures);
+        if (failed == 0) {
+            failed = 1;
+        }
+    }
     for (k = 0; failed != 0 && k < tkv__tc_nroots; k++) {
         fprintf(stderr, "testcluster: failed run, node logs of %s:\n",
                 tkv__tc_roots[k]);
@@ -382,6 +407,40 @@ int tkv_tc_start_all(struct tkv_tc *tc, enum tkv_tc_mode mode)
     return 0;
 }
 
+/* How a node ended, for a failure message. */
+static void tkv__tc_describe(int status, char *buf, size_t size)
+{
+    if (status < 0) {
+        snprintf(buf, size, "still running %d s after SIGTERM, SIGKILLed",
+                 TKV__TC_REAP_MS / 1000);
+    } else if (WIFEXITED(status)) {
+        snprintf(buf, size, "exit code %d", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        snprintf(buf, size, "killed by signal %d (%s)%s%s", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)),
+                 WCOREDUMP(status) ? ", core dumped" : "",
+                 WTERMSIG(status) == SIGTERM
+                     ? ": it never set its handler (had not started)"
+                     : "");
+    } else {
+        snprintf(buf, size, "wait status 0x%x", status);
+    }
+}
+
+/* Node i failed (what: how the test saw it): print which, how it ended,
+ * its log and the log's last lines; count it for tkv_tc_destroy and
+ * tkv_tc_finish. */
+static void tkv__tc_fail(struct tkv_tc *tc, int i, const char *what, int status)
+{
+    char how[128];
+    tkv__tc_describe(status, how, sizeof how);
+    fprintf(stderr, "testcluster: FAILED: node %d %s: %s; log %s\n", i, what,
+            how, tc->nodes[i].log);
+    tkv__tc_tail(tc->nodes[i].log, TKV__TC_FAIL_LINES);
+    tc->failures++;
+    tkv__tc_failures++;
+}
+
 /* Wait for a signalled node until deadline, then SIGKILL it: its waitpid
  * status, or -1 when it had to be killed. */
 static int tkv__tc_reap(struct tkv_tc_node *nd, int64_t deadline)
@@ -401,6 +460,68 @@ static int tkv__tc_reap(struct tkv_tc_node *nd, int64_t deadline)
     return status;
 }
 
+/* When running node i has died (the test did not stop it): reap it, fail
+ * it, and 1 with *status its waitpid status; else 0. */
+static int tkv__tc_died(struct tkv_tc *tc, int i, int *status /* OUT */)
+{
+    struct tkv_tc_node *nd = &tc->nodes[i];
+    if (nd->pid <= 0 || waitpid(nd->pid, status, WNOHANG) != nd->pid) {
+        return 0;
+    }
+    tkv__tc_fail(tc, i, "died on its own (the test did not stop it)", *status);
+    nd->pid = 0;
+    nd->paused = 0;
+    return 1;
+}
+
+/* 1 when process pid catches SIGTERM: its SigCgt mask has the bit. */
+static int tkv__tc_catches_term(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned long long mask = 0;
+    int found = 0;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        found = sscanf(line, "SigCgt: %llx", &mask) == 1;
+    }
+    fclose(f);
+    return found && (mask & (1ULL << (SIGTERM - 1))) != 0;
+}
+
+/* Wait until running node i has set its SIGTERM handler, or deadline (the
+ * SIGTERM that follows then kills it, and it fails). 0, or -1 when it died
+ * meanwhile: reaped, failed, *status its waitpid status. */
+static int tkv__tc_wait_handler(struct tkv_tc *tc,
+                                int i,
+                                int64_t deadline,
+                                int *status /* OUT */)
+{
+    while (!tkv__tc_catches_term(tc->nodes[i].pid) &&
+           tkv_tc_now_ms() < deadline) {
+        if (tkv__tc_died(tc, i, status)) {
+            return -1;
+        }
+        tkv_tc_sleep_ms(10);
+    }
+    return 0;
+}
+
+/* tkv__tc_reap for node i after a SIGTERM: anything but exit 0 fails. */
+static int tkv__tc_reap_term(struct tkv_tc *tc, int i, int64_t deadline)
+{
+    int status = tkv__tc_reap(&tc->nodes[i], deadline);
+    if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        tkv__tc_fail(tc, i, "did not exit 0 on SIGTERM", status);
+    }
+    return status;
+}
+
 int tkv_tc_kill(struct tkv_tc *tc, int i, int sig)
 {
     struct tkv_tc_node *nd;
@@ -412,61 +533,72 @@ int tkv_tc_kill(struct tkv_tc *tc, int i, int sig)
         kill(nd->pid, SIGCONT);
         nd->paused = 0;
     }
+    if (sig == SIGTERM) {
+        int status;
+        int64_t deadline = tkv_tc_now_ms() + TKV__TC_REAP_MS;
+        if (tkv__tc_wait_handler(tc, i, deadline, &status) != 0) {
+            return status;
+        }
+    }
     kill(nd->pid, sig);
     if (sig == SIGSTOP) {
         nd->paused = 1;
     }
-    if (sig == SIGTERM || sig == SIGKILL) {
-        return tkv__tc_reap(nd, tkv_tc_now_ms() + TKV__TC_REAP_MS);
+    if (sig == SIGTERM) {
+        return tkv__tc_reap_term(tc, i, tkv_tc_now_ms() + TKV__TC_REAP_MS);
+    }
+    if (sig == SIGKILL) {
+        int status = tkv__tc_reap(nd, tkv_tc_now_ms() + TKV__TC_REAP_MS);
+        if (status >= 0 &&
+            !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+            tkv__tc_fail(tc, i, "had died on its own before the test's SIGKILL",
+                         status);
+        }
+        return status;
     }
     return 0;
 }
 
-void tkv_tc_destroy(struct tkv_tc *tc)
+int tkv_tc_destroy(struct tkv_tc *tc)
 {
     int64_t deadline;
     int i;
 
-    tkv_tc_check_running(tc); /* reports the nodes that died */
+    tkv_tc_check_running(tc); /* fails the nodes that died */
     /* all at once, so slow shutdowns overlap */
+    deadline = tkv_tc_now_ms() + TKV__TC_REAP_MS;
     for (i = 1; i <= TKV_TC_MAX; i++) {
         struct tkv_tc_node *nd = &tc->nodes[i];
+        int status;
         if (nd->pid <= 0) {
             continue;
         }
         if (nd->paused) {
             kill(nd->pid, SIGCONT);
         }
-        kill(nd->pid, SIGTERM);
+        if (tkv__tc_wait_handler(tc, i, deadline, &status) == 0) {
+            kill(nd->pid, SIGTERM);
+        }
     }
     deadline = tkv_tc_now_ms() + TKV__TC_REAP_MS;
     for (i = 1; i <= TKV_TC_MAX; i++) {
-        if (tc->nodes[i].pid > 0 && tkv__tc_reap(&tc->nodes[i], deadline) < 0) {
-            fprintf(stderr, "testcluster: node %d ignored SIGTERM\n", i);
+        if (tc->nodes[i].pid > 0) {
+            tkv__tc_reap_term(tc, i, deadline);
         }
     }
+    return tc->failures == 0 ? 0 : -1;
 }
 
 int tkv_tc_teardown(void **state)
 {
-    if (*state != NULL) {
-        tkv_tc_destroy(*state);
-    }
-    return 0;
+    return *state != NULL ? tkv_tc_destroy(*state) : 0;
 }
 
 int tkv_tc_check_running(struct tkv_tc *tc)
 {
     int i, status, rv = 0;
     for (i = 1; i <= TKV_TC_MAX; i++) {
-        struct tkv_tc_node *nd = &tc->nodes[i];
-        if (nd->pid > 0 && waitpid(nd->pid, &status, WNOHANG) == nd->pid) {
-            fprintf(stderr,
-                    "testcluster: node %d exited on its own (status %d), "
-                    "see %s\n",
-                    i, status, nd->log);
-            nd->pid = 0;
-            nd->paused = 0;
+        if (tkv__tc_died(tc, i, &status)) {
             rv = -1;
         }
     }

@@ -22,13 +22,22 @@
  *      resume it; tkv_tc_start(TKV_TC_RESTART) brings it back on its data.
  *   4. tkv_tc_destroy, from a cmocka teardown (tkv_tc_teardown) so that it
  *      runs after a failed assertion too: stops every node (SIGTERM, then
- *      SIGKILL).
+ *      SIGKILL) and returns -1 when one of them failed (below).
  *   5. main returns tkv_tc_finish(cmocka_run_group_tests(...)): when a test
- *      failed it prints the tail of every node's log, then it deletes the
- *      temp roots (kept when TKV_TEST_KEEP is set).
- * Failures: init and start print why and return -1; a node that exited on
- * its own is reported by tkv_tc_destroy; an atexit hook deletes the roots
- * when tkv_tc_finish is never reached. */
+ *      or a node failed it prints the tail of every node's log, then it
+ *      deletes the temp roots (kept when TKV_TEST_KEEP is set).
+ * Failures: init and start print why and return -1; an atexit hook deletes
+ * the roots when tkv_tc_finish is never reached.
+ * A node fails when it does not exit 0 after SIGTERM (tkv_tc_kill or
+ * tkv_tc_destroy: the node exits 0 on SIGTERM, so anything else is a crash,
+ * a sanitizer report at exit, a leak, or a hang) or when it exits on its
+ * own (seen by tkv_tc_check_running, tkv_tc_destroy, or a SIGKILL that
+ * found it dead). Nodes the test SIGKILLs or pauses do not count. Each
+ * failure is printed at once (node id, exit code or signal, log path and
+ * the log's last lines) and counted twice: in tc->failures, which makes
+ * tkv_tc_destroy (and tkv_tc_teardown, which fails the cmocka test) return
+ * -1, and in the process, which makes tkv_tc_finish return non-zero (cmocka
+ * 1.1 prints a failed group teardown but still returns 0). */
 #ifndef TKV_TESTCLUSTER_H
 #define TKV_TESTCLUSTER_H
 
@@ -61,6 +70,7 @@ struct tkv_tc {
     struct tkv_tc_node nodes[TKV_TC_MAX + 1]; /* 1-based */
     char flags[TKV_TC_MAX_FLAGS][64];         /* copied from init */
     int nflags;
+    int failures; /* nodes that failed since init (see the top) */
 };
 
 /* Reserve a block of ports (base first; the same block for the same base
@@ -74,17 +84,22 @@ int tkv_tc_init(struct tkv_tc *tc,
                 int n,
                 const char *const *flags);
 
-/* Stop every running node; may be called again. The temp root stays until
- * tkv_tc_finish (or exit), so that its logs can still be shown. */
-void tkv_tc_destroy(struct tkv_tc *tc);
+/* Stop every running node (SIGTERM once it has started; SIGKILL 20 s
+ * later); may be called again. 0, or -1 when a node of this cluster failed
+ * since tkv_tc_init: here (not exit 0 after SIGTERM, exited before it) or
+ * earlier. The temp root stays until tkv_tc_finish (or exit), so that its logs
+ * can still be shown. */
+int tkv_tc_destroy(struct tkv_tc *tc);
 
-/* A cmocka teardown whose state is a struct tkv_tc: tkv_tc_destroy. Give
- * it the cluster with cmocka_unit_test_prestate_setup_teardown(test, NULL,
- * tkv_tc_teardown, &cluster), or set *state in the group setup. */
+/* A cmocka teardown whose state is a struct tkv_tc: tkv_tc_destroy, whose
+ * -1 fails the test. Give it the cluster with
+ * cmocka_unit_test_prestate_setup_teardown(test, NULL, tkv_tc_teardown,
+ * &cluster), or set *state in the group setup. */
 int tkv_tc_teardown(void **state);
 
 /* Print the tail of every node log of every cluster of this process when
- * failed != 0, then delete the temp roots. Returns failed. */
+ * failed != 0 or a node failed, then delete the temp roots. Returns
+ * failed, or 1 when it was 0 but a node failed. */
 int tkv_tc_finish(int failed);
 
 /* Start node i (not running); join_from is the node whose client address
@@ -100,7 +115,9 @@ int tkv_tc_start_all(struct tkv_tc *tc, enum tkv_tc_mode mode);
 /* Send sig to node i (a no-op when it does not run). SIGTERM and SIGKILL
  * also reap it (a paused node is resumed first) and return its waitpid
  * status, or -1 when it had to be SIGKILLed after 20 s; other signals
- * return 0. */
+ * return 0. SIGTERM first waits (up to 20 s) for a node still starting to
+ * set its handler. A node that does not exit 0 after SIGTERM, or that
+ * SIGKILL finds already dead, fails (see the top). */
 int tkv_tc_kill(struct tkv_tc *tc, int i, int sig);
 
 /* Ask node i for its view: 0 and *is_leader, *leader_id (0: unknown), or
@@ -113,8 +130,8 @@ typedef int (*tkv_tc_status_cb)(void *arg,
 
 /* 0 when every node started (and not killed since) still runs; else -1
  * after printing which exited: a node exits on its own only when it failed
- * (at its start: a port taken, a bad data dir). It is reaped, and counts
- * as not running from then on. */
+ * (at its start: a port taken, a bad data dir; later: a crash). It is
+ * reaped, counts as not running from then on, and fails (see the top). */
 int tkv_tc_check_running(struct tkv_tc *tc);
 
 /* Index (1-based) of the node that says it is the leader and whose
