@@ -71,6 +71,9 @@ static const struct opt opts[] = {
      "stepped|fork|inline how snapshots are serialized (default stepped)"},
     {"--huge-pages", "huge_pages", OPT_UINT, OFF(huge_pages), 0, 1,
      "0|1         heap on transparent huge pages (default 1)"},
+    {"--log-zero-fill", "log_zero_fill", OPT_UINT, OFF(log_zero_fill), 0, 1,
+     "0|1         log segments written as zeros before use (default 1; 0 on "
+     "btrfs, ZFS)"},
     {"--max-connections", "max_connections", OPT_UINT, OFF(max_connections), 1,
      1000000,
      "N           client connections served at once (default "
@@ -421,6 +424,7 @@ int tkv_node_config_parse(struct tkv_node_config *cfg,
     cfg->snapshot_mode = d.snapshot_mode;
     cfg->snapshot_compression = (unsigned)d.snapshot_compression;
     cfg->huge_pages = 1;
+    cfg->log_zero_fill = 1;
     cfg->max_connections = 1024;
     cfg->log_level = TKV_LOG_INFO;
 

@@ -32,6 +32,7 @@ struct tkv_node_config {
     int snapshot_mode; /* 0 fork, 1 inline */
     unsigned snapshot_compression; /* 1: LZ4 snapshot files */
     unsigned huge_pages; /* 1: glibc.malloc.hugetlb=1 (re-exec if unset) */
+    unsigned log_zero_fill; /* 1: raft log segments zero-filled (logfill.h) */
     unsigned max_connections;
     int log_level;
     int help; /* --help given */

@@ -330,6 +330,7 @@ int main(int argc, char **argv)
     rc.snapshot_trailing = n->cfg.snapshot_trailing;
     rc.snapshot_mode = n->cfg.snapshot_mode;
     rc.snapshot_compression = (int)n->cfg.snapshot_compression;
+    rc.log_zero_fill = (int)n->cfg.log_zero_fill;
     tkv_log_info("starting: raft %s, clients %s, data %s", n->cfg.raft_address,
                  n->cfg.client_address, n->cfg.data_dir);
     rv = tkv_replica_start(&n->loop, &rc, &n->rep, &err);

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "../common/alloc.h"
+#include "../common/diskstep.h"
 #include "../common/hash.h"
 #include "../common/heap.h"
 #include "../common/log.h"
@@ -148,47 +149,21 @@ struct tkv__child_writer {
     struct tkv_hash hash;
 };
 
-/* The child writes a state file in steps of this size, each on disk before
- * the next, with a pause between: on this machine's disk a 1 MiB step
- * without pause halved the log fdatasyncs/s of a writer beside it and
- * doubled their p99; 256 KiB with 1 ms between left both as they were
- * (the 140 MB file then takes about 1.1 s). */
-#define TKV__STEP (256u << 10)
-#define TKV__STEP_GAP_NS 1000000L
+/* The child (or the writer thread) writes a state file in paced steps
+ * (common/diskstep.h), so the log's fsyncs never queue behind a whole
+ * snapshot (the 140 MB file of 1M keys then takes about 1.1 s). */
+#define TKV__STEP TKV_DISK_STEP
 
 static char tkv__child_buf[TKV__STEP];
 
-/* Put one step of a state file at *off: into the checksum, written whole,
- * on disk (sync_file_range) before returning, then the pause. -1 on a
- * write error. Shared by the fork child and the writer thread. */
+/* Put one step of a state file at *off: into the checksum, then a disk
+ * step. -1 on a write error. Shared by the fork child and the writer
+ * thread. */
 static int tkv__state_put(int fd, const void *p, size_t n, uint64_t *off,
                           struct tkv_hash *hash)
 {
-    struct timespec gap = {0, TKV__STEP_GAP_NS};
-    size_t done = 0;
-
     tkv_hash_update(hash, p, n);
-    while (done < n) {
-        ssize_t k = write(fd, (const char *)p + done, n - done);
-        if (k < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -1;
-        }
-        done += (size_t)k;
-    }
-    /* Wait until this step is on disk: the device queue then never holds
-     * more than one step of ours in front of the log's fdatasyncs. */
-    if (n > 0 && sync_file_range(fd, (off64_t)*off, (off64_t)n,
-                                 SYNC_FILE_RANGE_WAIT_BEFORE |
-                                     SYNC_FILE_RANGE_WRITE |
-                                     SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
-        return -1;
-    }
-    *off += n;
-    nanosleep(&gap, NULL);
-    return 0;
+    return tkv_disk_step(fd, p, n, off);
 }
 
 /* A state file complete: durable under its final name before raft may

@@ -26,6 +26,7 @@
 #include "../common/addr.h"
 #include "../common/alloc.h"
 #include "glue.h"
+#include "logfill.h"
 #include "../common/log.h"
 
 void tkv_replica_config_default(struct tkv_replica_config *cfg)
@@ -39,6 +40,7 @@ void tkv_replica_config_default(struct tkv_replica_config *cfg)
     cfg->snapshot_threshold = 16384;
     cfg->snapshot_trailing = 1024;
     cfg->snapshot_mode = TKV_SNAP_STEPPED;
+    cfg->log_zero_fill = 1;
 }
 
 static const char *tkv__state_name(int state)
@@ -516,6 +518,7 @@ int tkv_replica_start(uv_loop_t *loop,
                          raft_strerror(rv));
         goto err_after_fsm_init;
     }
+    tkv_logfill_enable(cfg->log_zero_fill); /* before raft_uv makes files */
     rv = raft_uv_init(&r->io, loop, cfg->data_dir, &r->transport);
     if (rv != 0) {
         rv = tkv_err_set(err, TKV_EIO, "data dir %s: %s", cfg->data_dir,

@@ -56,6 +56,10 @@ struct tkv_replica_config {
      * machine the CPU it takes while a snapshot is written costs more
      * write latency than the bigger file (bench/results, targets). */
     int snapshot_compression;
+    /* 1: raft_uv's log segments are written full of zeros before use, so
+     * log writes never convert unwritten extents (logfill.h). Default 1;
+     * process-wide. */
+    int log_zero_fill;
 };
 
 void tkv_replica_config_default(struct tkv_replica_config *cfg);

@@ -31,28 +31,37 @@
 static struct raft fake; /* last_applied only */
 static char dir[64];
 
-/* Set key "k<x>" (x from k: 26 keys) or, wide, "k<x><y>" (676 keys). */
-static void apply_key(struct tkv_fsm *f, unsigned k, int wide)
+/* Set key "k" + chars[0..nchars) of k in base 26, to a value of vlen
+ * bytes (a msgpack string when vlen > 1, else the fixint k % 128). */
+static void apply_sized(struct tkv_fsm *f, unsigned k, unsigned nchars,
+                        unsigned vlen)
 {
     struct tkv_buf body, entry;
     struct tkv_cmd cmd;
     struct raft_buffer buf;
-    uint8_t key[5] = {TKV_KEY_TAG_STRING, 'k', 0, 0, 0};
-    uint8_t val[1];
+    uint8_t key[8] = {TKV_KEY_TAG_STRING, 'k'};
+    uint8_t val[256];
+    unsigned i, x = k;
     void *result;
 
-    key[2] = (uint8_t)('a' + k % 26);
-    if (wide) {
-        key[3] = (uint8_t)('a' + k / 26 % 26);
+    assert_true(nchars <= 5 && vlen >= 1 && vlen <= sizeof val);
+    for (i = 0; i < nchars; i++, x /= 26) {
+        key[2 + i] = (uint8_t)('a' + x % 26);
     }
+    key[2 + nchars] = 0;
     val[0] = (uint8_t)(k % 128); /* positive fixint */
+    if (vlen > 1) {
+        val[0] = 0xd9; /* str 8 */
+        val[1] = (uint8_t)(vlen - 2);
+        memset(val + 2, 'v', vlen - 2);
+    }
     memset(&cmd, 0, sizeof cmd);
     cmd.type = TKV_CMD_SET;
     cmd.mut.type = TKV_CMD_SET;
     cmd.mut.key = key;
-    cmd.mut.klen = wide ? 5 : 4;
+    cmd.mut.klen = 3 + nchars;
     cmd.mut.value = val;
-    cmd.mut.vlen = 1;
+    cmd.mut.vlen = vlen;
     tkv_buf_init(&body);
     tkv_buf_init(&entry);
     assert_int_equal(tkv_cmd_encode(&cmd, &body), 0);
@@ -64,6 +73,12 @@ static void apply_key(struct tkv_fsm *f, unsigned k, int wide)
     fake.last_applied++;
     tkv_buf_close(&body);
     tkv_buf_close(&entry);
+}
+
+/* Set key "k<x>" (x from k: 26 keys) or, wide, "k<x><y>" (676 keys). */
+static void apply_key(struct tkv_fsm *f, unsigned k, int wide)
+{
+    apply_sized(f, k, wide ? 2 : 1, 1);
 }
 
 static void apply_set(struct tkv_fsm *f, unsigned k)
@@ -302,9 +317,11 @@ static void test_state_file_stepped(void **state)
     state_file_round_trip(TKV_SNAP_STEPPED);
 }
 
-/* A STEPPED FSM with 600 keys and a snapshot begun: with no time share
- * built up, the first call serializes at most a step of 256 keys, so the
- * snapshot is still running. Its base. */
+/* A STEPPED FSM with a snapshot begun and still serializing. 16000 keys
+ * with 200-byte values (3.4 MB) are more than one call can serialize
+ * however long the loop was kept from running before it (its time share
+ * is capped at 2 ms, its ring of buffers at 1 MiB, and the writer drains
+ * 256 KiB per millisecond at most). Its base. */
 static uint64_t begin_stepped(struct tkv_fsm *f)
 {
     struct raft_buffer *bufs;
@@ -312,8 +329,8 @@ static uint64_t begin_stepped(struct tkv_fsm *f)
     unsigned n, k;
 
     fsm_open(f, TKV_SNAP_STEPPED, 1);
-    for (k = 0; k < 600; k++) {
-        apply_key(f, k, 1);
+    for (k = 0; k < 16000; k++) {
+        apply_sized(f, k, 3, 200);
     }
     base = fake.last_applied;
     assert_int_equal(f->raft_fsm.snapshot(&f->raft_fsm, &bufs, &n), RAFT_BUSY);

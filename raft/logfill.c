@@ -1,0 +1,103 @@
+/* raft_uv's log segments written full of zeros: see logfill.h. */
+#define _GNU_SOURCE
+#include "logfill.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../common/diskstep.h"
+
+typedef int (*tkv__fallocate_fn)(int fd, off_t offset, off_t len);
+
+static atomic_int tkv__on;
+static atomic_uint_fast64_t tkv__filled;
+_Alignas(4096) static const char tkv__zeros[TKV_DISK_STEP];
+
+void tkv_logfill_enable(int on)
+{
+    atomic_store(&tkv__on, on != 0);
+}
+
+int tkv_logfill_enabled(void)
+{
+    return atomic_load(&tkv__on);
+}
+
+uint64_t tkv_logfill_count(void)
+{
+    return (uint64_t)atomic_load(&tkv__filled);
+}
+
+/* libc's posix_fallocate, the next definition after ours. */
+static int tkv__libc_fallocate(int fd, off_t offset, off_t len)
+{
+    static _Atomic(tkv__fallocate_fn) libc_fn;
+    tkv__fallocate_fn fn = atomic_load(&libc_fn);
+
+    if (fn == NULL) {
+        /* POSIX's way to turn dlsym's answer into a function pointer. */
+        *(void **)&fn = dlsym(RTLD_NEXT, "posix_fallocate");
+        if (fn == NULL) {
+            return ENOSYS;
+        }
+        atomic_store(&libc_fn, fn);
+    }
+    return fn(fd, offset, len);
+}
+
+/* Zeros over [0, len) of fd, in paced steps, then durable. An errno.
+ * Direct I/O where the file system has it (raft_uv turns it on for its
+ * own writes later anyway): no page cache to fill and write back, which on
+ * two cores cost the loops CPU at high write rates. */
+static int tkv__fill(int fd, off_t len)
+{
+    uint64_t off = 0;
+    int flags = fcntl(fd, F_GETFL);
+    int direct = flags >= 0 && len % 4096 == 0 &&
+                 fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
+    int rv = 0;
+
+    while (off < (uint64_t)len) {
+        uint64_t left = (uint64_t)len - off;
+        size_t n = left < sizeof tkv__zeros ? (size_t)left : sizeof tkv__zeros;
+        if (tkv_disk_step(fd, tkv__zeros, n, &off) != 0) {
+            rv = errno;
+            break;
+        }
+    }
+    if (direct) {
+        (void)fcntl(fd, F_SETFL, flags);
+    }
+    if (rv == 0 && fdatasync(fd) != 0) {
+        rv = errno;
+    }
+    /* Buffered: the zeros are on disk, and raft_uv's O_DIRECT writes never
+     * read them back through the page cache. */
+    if (rv == 0 && !direct) {
+        (void)posix_fadvise(fd, 0, len, POSIX_FADV_DONTNEED);
+    }
+    return rv;
+}
+
+/* Stands in for libc's (see logfill.h). Same contract: 0 or an errno
+ * value. A fresh file is written, not fallocated first: it never holds an
+ * unwritten extent, not even while it is being filled. */
+int posix_fallocate(int fd, off_t offset, off_t len)
+{
+    struct stat st;
+    int rv;
+
+    if (!atomic_load(&tkv__on) || offset != 0 || len <= 0 ||
+        fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {
+        return tkv__libc_fallocate(fd, offset, len);
+    }
+    rv = tkv__fill(fd, len);
+    if (rv == 0) {
+        atomic_fetch_add(&tkv__filled, 1);
+    }
+    return rv;
+}
