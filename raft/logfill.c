@@ -84,16 +84,20 @@ static int tkv__fill(int fd, off_t len)
 }
 
 /* Stands in for libc's (see logfill.h). Same contract: 0 or an errno
- * value. A fresh file is written, not fallocated first: it never holds an
- * unwritten extent, not even while it is being filled. */
+ * value. libc's allocates first, so the file has its full size from the
+ * start, as raft_uv expects: one cut short by a crash is all zeros of that
+ * size, which raft_uv removes at start as never written. */
 int posix_fallocate(int fd, off_t offset, off_t len)
 {
     struct stat st;
+    int fresh;
     int rv;
 
-    if (!atomic_load(&tkv__on) || offset != 0 || len <= 0 ||
-        fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != 0) {
-        return tkv__libc_fallocate(fd, offset, len);
+    fresh = atomic_load(&tkv__on) && offset == 0 && len > 0 &&
+            fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+    rv = tkv__libc_fallocate(fd, offset, len);
+    if (rv != 0 || !fresh) {
+        return rv;
     }
     rv = tkv__fill(fd, len);
     if (rv == 0) {

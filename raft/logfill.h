@@ -15,9 +15,9 @@
  * When turned on, tkv's posix_fallocate() (logfill.c) stands in for libc's:
  * libraft calls it through its PLT, and a definition in the executable is
  * found first. For a new, empty file allocated from offset 0 (how raft_uv
- * creates segments and its I/O probe file) it writes the range full of
- * zeros instead, in paced steps (common/diskstep.h), and syncs it, so every
- * later log write overwrites written blocks: data only, nothing for the
+ * creates segments and its I/O probe file) it allocates with libc's, then
+ * writes the range full of zeros in paced steps (common/diskstep.h) and
+ * syncs it, so every later log write overwrites written blocks: data only, nothing for the
  * journal. PostgreSQL zero-fills new WAL segments for the same reason
  * (wal_init_zero). Every other call, and every call while turned off, is
  * libc's. What a file reads back is the same either way: zeros.
