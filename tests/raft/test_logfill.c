@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -86,24 +87,47 @@ static int fs_has_unwritten(void)
     return fs.f_type == 0xEF53 || fs.f_type == 0x58465342;
 }
 
-static void test_new_file_filled(void **state)
+static double ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) * 1e3 +
+           (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void *fill_in_thread(void *arg)
+{
+    int *fd_rv = arg;
+    fd_rv[1] = posix_fallocate(fd_rv[0], 0, SEGMENT);
+    return NULL;
+}
+
+/* A segment filled where raft_uv fills them: from the thread that turned
+ * the fill on (raft_uv starting on the loop: at full speed) or from
+ * another (its threadpool: paced). Both leave the same file. */
+static void fill_and_check(int from_other_thread)
 {
     struct tkv_test_extents ex;
-    struct timespec t0, t1;
+    struct timespec t0;
     uint64_t before = tkv_logfill_count();
-    int fd = new_file();
+    int fd_rv[2] = {new_file(), -1};
 
-    (void)state;
     tkv_logfill_enable(1);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(posix_fallocate(fd, 0, SEGMENT), 0);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    print_message("8 MiB segment filled in %.1f ms\n",
-                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+    if (from_other_thread) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, fill_in_thread, fd_rv), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+    } else {
+        fill_in_thread(fd_rv);
+    }
+    print_message("8 MiB segment filled %s in %.1f ms\n",
+                  from_other_thread ? "paced" : "at full speed",
+                  ms_since(&t0));
+    assert_int_equal(fd_rv[1], 0);
     assert_int_equal(tkv_logfill_count(), before + 1);
-    assert_int_equal(size_of(fd), SEGMENT);
-    close(fd);
+    assert_int_equal(size_of(fd_rv[0]), SEGMENT);
+    close(fd_rv[0]);
     assert_zeros(path, 0, SEGMENT);
     if (tkv_test_extents(path, &ex) == 0) {
         assert_true(ex.extents > 0);
@@ -112,6 +136,13 @@ static void test_new_file_filled(void **state)
         print_message("no FIEMAP here: extents not checked\n");
     }
     assert_int_equal(unlink(path), 0);
+}
+
+static void test_new_file_filled(void **state)
+{
+    (void)state;
+    fill_and_check(0);
+    fill_and_check(1);
 }
 
 /* Turned off: libc's, so the check above can tell the two apart. */
