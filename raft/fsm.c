@@ -1178,8 +1178,13 @@ int tkv_fsm_install_id(const struct raft_buffer *data,
                        uint64_t *term)
 {
     const uint8_t *b = data->base;
+    struct tkv__whole w;
+
+    /* Only from an install whose lengths add up: the id is its last 16
+     * bytes, which a damaged header could place anywhere. */
     if (data->len < TKV__SNAP_HDR + TKV__INSTALL_ID ||
-        memcmp(b, TKV__INSTALL_MAGIC, 8) != 0) {
+        memcmp(b, TKV__INSTALL_MAGIC, 8) != 0 ||
+        tkv__whole_parse(b, data->len, &w, NULL) != 0) {
         return 0;
     }
     *index = tkv__get_u64(b + data->len - 16);

@@ -156,7 +156,7 @@ int tkv_fsm_expand(const char *dir,
                    struct raft_buffer *out,
                    struct tkv_err *err);
 /* The raft index and term an install's data was taken at (1), or 0 when
- * the data does not say. raft 0.22.1 can send a snapshot with the index of
+ * the data does not say (not an install, or its lengths do not add up). raft 0.22.1 can send a snapshot with the index of
  * the newest one on disk but the term of an older one; the receiver
  * corrects the message with these before raft sees it (replica.c). */
 int tkv_fsm_install_id(const struct raft_buffer *data,

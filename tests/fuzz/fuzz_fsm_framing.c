@@ -72,6 +72,14 @@ static uint64_t get_u64(const uint8_t *p)
     return v;
 }
 
+/* A whole snapshot's header (len bytes, any install id left out): base
+ * and tail lengths fill the rest exactly. */
+static int lengths_add_up(const uint8_t *b, size_t len)
+{
+    uint64_t base_len = get_u64(b + 8), tail_len = get_u64(b + 16);
+    return base_len <= len - SNAP_HDR && tail_len == len - SNAP_HDR - base_len;
+}
+
 static int has_magic(const uint8_t *b, size_t len, const char *magic)
 {
     return len >= 8 && memcmp(b, magic, 8) == 0;
@@ -172,10 +180,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     install = in.len >= SNAP_HDR + INSTALL_ID &&
               has_magic(in.base, in.len, "TKVSNAPI");
 
-    /* The id of an install is its last 16 bytes; anything else has none. */
+    /* The id of an install is its last 16 bytes; anything else, and an
+     * install whose lengths do not add up, has none. */
     rv = tkv_fsm_install_id(&in, &index, &term);
-    REQUIRE(rv == install);
-    if (install) {
+    REQUIRE(rv == (install && lengths_add_up(in.base, in.len - INSTALL_ID)));
+    if (rv) {
         o = (const uint8_t *)in.base + in.len - INSTALL_ID;
         REQUIRE(index == get_u64(o) && term == get_u64(o + 8));
     }
