@@ -149,6 +149,9 @@ struct tkv_client {
     /* I/O thread */
     uv_loop_t loop;
     uv_async_t wake;
+    /* calls submitted on the I/O thread itself (from a callback) are taken
+     * at the start of the next loop turn: no eventfd write and read */
+    uv_idle_t kick;
     uv_timer_t tick;
     uv_thread_t thread;
 

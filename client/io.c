@@ -2,7 +2,8 @@
  *
  * Happy path of one call:
  *   1. tkv__io_submit() (any thread) appends the call to the submit queue
- *      and wakes the loop (uv_async_send).
+ *      and wakes the loop (uv_async_send; from a callback on the I/O
+ *      thread itself, an idle handle takes it at the next turn instead).
  *   2. wake_cb takes the whole queue, files each call in the id hash and the
  *      `all` list (deadlines), and puts it in `waiting`.
  *   3. pump() picks the current endpoint (the believed leader), opening a
@@ -45,6 +46,7 @@
 #include <time.h>
 
 #include "../common/alloc.h"
+#include "../proto/stream.h"
 #include "client.h"
 
 #define TICK_MS 10
@@ -473,14 +475,24 @@ static void conn_flush(struct tkv__conn *conn)
     if (conn->state != CONN_OPEN || conn->writing || conn->wbuf.len == 0) {
         return;
     }
+    b = uv_buf_init((char *)conn->wbuf.data, (unsigned)conn->wbuf.len);
+    rv = tkv_stream_try_write((uv_stream_t *)&conn->tcp, &b);
+    if (rv == 0) {
+        tkv_buf_reset(&conn->wbuf);
+        return;
+    }
+    if (rv < 0) {
+        conn_fail(conn, "write to %s: %s", conn->addr, uv_strerror(rv));
+        return;
+    }
     w = tkv_malloc(sizeof *w);
     if (w == NULL) {
         conn_fail(conn, "out of memory writing to %s", conn->addr);
         return;
     }
     w->conn = conn;
+    /* b, what is left, points into the bytes the request now owns */
     w->data = tkv_buf_steal(&conn->wbuf, &w->len);
-    b = uv_buf_init((char *)w->data, (unsigned)w->len);
     rv = uv_write(&w->req, (uv_stream_t *)&conn->tcp, &b, 1, write_cb);
     if (rv != 0) {
         tkv_free(w->data);
@@ -1007,11 +1019,12 @@ static void shutdown_all(struct tkv_client *c)
     }
     uv_close((uv_handle_t *)&c->tick, NULL);
     uv_close((uv_handle_t *)&c->wake, NULL);
+    uv_close((uv_handle_t *)&c->kick, NULL);
 }
 
-static void wake_cb(uv_async_t *a)
+/* Take the submit queue: file each call and pump. */
+static void take_queue(struct tkv_client *c)
 {
-    struct tkv_client *c = a->data;
     struct tkv__link q;
     int stopping;
 
@@ -1044,6 +1057,17 @@ static void wake_cb(uv_async_t *a)
     }
 }
 
+static void wake_cb(uv_async_t *a)
+{
+    take_queue(a->data);
+}
+
+static void kick_cb(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    take_queue(h->data);
+}
+
 static void io_thread(void *arg)
 {
     struct tkv_client *c = arg;
@@ -1056,7 +1080,14 @@ void tkv__io_submit(struct tkv_client *c, struct tkv__call *call)
     pthread_mutex_lock(&c->qmu);
     tkv__list_push(&c->queue, &call->q);
     pthread_mutex_unlock(&c->qmu);
-    uv_async_send(&c->wake);
+    if (io_thread_client == c) {
+        /* a callback submitting again; after the shutdown no turn comes */
+        if (!uv_is_closing((uv_handle_t *)&c->kick)) {
+            uv_idle_start(&c->kick, kick_cb);
+        }
+    } else {
+        uv_async_send(&c->wake);
+    }
 }
 
 int tkv__io_start(struct tkv_client *c,
@@ -1121,6 +1152,8 @@ int tkv__io_start(struct tkv_client *c,
     }
     uv_async_init(&c->loop, &c->wake, wake_cb);
     c->wake.data = c;
+    uv_idle_init(&c->loop, &c->kick);
+    c->kick.data = c;
     uv_timer_init(&c->loop, &c->tick);
     c->tick.data = c;
     rv = uv_thread_create(&c->thread, io_thread, c);
@@ -1133,6 +1166,7 @@ int tkv__io_start(struct tkv_client *c,
 
 err_after_loop:
     uv_close((uv_handle_t *)&c->wake, NULL);
+    uv_close((uv_handle_t *)&c->kick, NULL);
     uv_close((uv_handle_t *)&c->tick, NULL);
     uv_run(&c->loop, UV_RUN_DEFAULT);
     uv_loop_close(&c->loop);

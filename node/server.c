@@ -12,6 +12,7 @@
 
 #include "../common/alloc.h"
 #include "../common/log.h"
+#include "../proto/stream.h"
 #include "config.h"
 
 static void tkv__conn_read_cb(uv_stream_t *st,
@@ -92,9 +93,9 @@ static void tkv__conn_send_error(struct tkv_conn *c,
 /* ---- writing ----------------------------------------------------------------
  */
 
-static void tkv__conn_write_cb(uv_write_t *req, int status)
+/* The writing buffer is out (status 0) or the stream broke. */
+static void tkv__conn_wrote(struct tkv_conn *c, int status)
 {
-    struct tkv_conn *c = req->data;
     c->write_busy = 0;
     tkv_buf_reset(&c->writing);
     if (c->writing.cap > TKV_CONN_READ_CHUNK * 16) {
@@ -107,6 +108,11 @@ static void tkv__conn_write_cb(uv_write_t *req, int status)
     if (c->out.len > 0 || c->closing || c->paused) {
         tkv__conn_mark_dirty(c);
     }
+}
+
+static void tkv__conn_write_cb(uv_write_t *req, int status)
+{
+    tkv__conn_wrote(req->data, status);
 }
 
 static void tkv__conn_start_write(struct tkv_conn *c)
@@ -128,6 +134,11 @@ static void tkv__conn_start_write(struct tkv_conn *c)
     c->writing = c->out;
     c->out = tmp;
     b = uv_buf_init((char *)c->writing.data, (unsigned)c->writing.len);
+    rv = tkv_stream_try_write((uv_stream_t *)&c->tcp, &b);
+    if (rv <= 0) {
+        tkv__conn_wrote(c, rv);
+        return;
+    }
     c->wreq.data = c;
     rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, tkv__conn_write_cb);
     if (rv != 0) {

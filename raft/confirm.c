@@ -38,6 +38,7 @@
 #include "../common/alloc.h"
 #include "../common/log.h"
 #include "../proto/proto.h"
+#include "../proto/stream.h"
 #include "glue.h"
 
 #define TKV__CONFIRM_REDIAL_MS 200
@@ -258,17 +259,12 @@ static void tkv__peer_send_probe(struct tkv__peer *p)
     }
     b = uv_buf_init((char *)r->confirm_frame.data,
                     (unsigned)r->confirm_frame.len);
-    rv = uv_try_write((uv_stream_t *)&p->tcp, &b, 1);
-    if (rv == (int)b.len) {
+    rv = tkv_stream_try_write((uv_stream_t *)&p->tcp, &b);
+    if (rv <= 0) {
+        if (rv < 0) {
+            tkv__peer_fail(p, "write", rv);
+        }
         return;
-    }
-    if (rv < 0 && rv != UV_EAGAIN) {
-        tkv__peer_fail(p, "write", rv);
-        return;
-    }
-    if (rv > 0) {
-        b.base += rv;
-        b.len -= (unsigned)rv;
     }
     w = tkv_malloc(sizeof *w);
     if (w == NULL || (w->data = tkv_malloc(b.len)) == NULL) {
