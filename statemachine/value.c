@@ -282,6 +282,24 @@ static int plain8(const uint8_t *s)
            HAS_LESS(x ^ (ONES * '\\'), 1) == 0;
 }
 
+/* plain8 on 16 bytes at once, with the compiler's vector extension (one
+ * SSE2 register on x86-64): bytes in 0x20..0x7F, and no quote or
+ * backslash. */
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+
+static int plain16(const uint8_t *s)
+{
+    u8x16 v;
+    u8x16 bad;
+    uint64_t w[2];
+
+    memcpy(&v, s, sizeof v);
+    bad = (u8x16)((u8x16)(v - 0x20) >= 0x60) | (u8x16)(v == '"') |
+          (u8x16)(v == '\\');
+    memcpy(w, &bad, sizeof w);
+    return (w[0] | w[1]) == 0;
+}
+
 static int string_json_len(const uint8_t *s, size_t n, size_t *out)
 {
     size_t extra = 0;
@@ -294,7 +312,12 @@ static int string_json_len(const uint8_t *s, size_t n, size_t *out)
         size_t need;
         size_t k;
 
-        if (n - i >= 8 && plain8(s + i)) { /* most text: 8 bytes a step */
+        /* most text: 16, then 8 bytes a step */
+        if (n - i >= 16 && plain16(s + i)) {
+            i += 16;
+            continue;
+        }
+        if (n - i >= 8 && plain8(s + i)) {
             i += 8;
             continue;
         }
