@@ -29,7 +29,10 @@
  *   2. an insert that would take the index above load 0.8 grows it first
  *      (ENOMEM here leaves the list as it was);
  *   3. one search records, per level, the last node before the key
- *      (update[]) and its position (rank[]);
+ *      (update[]) and its position (rank[]); where no rank is needed (a
+ *      replace, or an insert of a height-1 node) and tkv_sl_prefetch left
+ *      a path for the key that is still valid, update[] comes from that
+ *      path instead, moved forward over what was inserted since;
  *   4. the new node is allocated before anything changes, so an allocation
  *      failure leaves the list (and the level generator) as it was;
  *   5. a replace copies the old node's links into a node of the same height
@@ -455,6 +458,7 @@ int tkv_sl_init(struct tkv_skiplist *sl, uint64_t seed, int indexed)
     sl->level = 1;
     sl->rng = seed;
     sl->bytes = 0;
+    sl->frees = 0;
     return 0;
 
 err_after_head:
@@ -505,6 +509,7 @@ static void replace_node(struct tkv_skiplist *sl,
         sl->tail = n;
     }
     sl->bytes = sl->bytes - old->klen - old->vlen + n->klen + n->vlen;
+    sl->frees++;
     tkv_free(old);
 }
 
@@ -546,6 +551,36 @@ static void insert_node(struct tkv_skiplist *sl,
     sl->bytes += (size_t)x->klen + x->vlen;
 }
 
+/* update[] for key from a path tkv_sl_prefetch walked: each level's node
+ * before the key then, moved forward over the nodes inserted before the
+ * key since. Returns 0 when the path cannot be used (another key or list,
+ * a node freed or a level added since), and then update[] is not set. */
+static int path_follow(const struct tkv_skiplist *sl,
+                       const struct tkv_sl_path *path,
+                       const uint8_t *key,
+                       size_t klen,
+                       struct tkv_sl_node **update)
+{
+    int i;
+
+    if (path == NULL || path->sl != sl || path->key != key ||
+        path->klen != klen || path->frees != sl->frees ||
+        path->level != sl->level) {
+        return 0;
+    }
+    /* With nothing freed, every node of the path is still linked on its
+     * level, and still before the key. */
+    for (i = sl->level - 1; i >= 0; i--) {
+        struct tkv_sl_node *x = path->update[i];
+        struct tkv_sl_node *next;
+        while ((next = x->next[i]) != NULL && node_cmp(next, key, klen) < 0) {
+            x = next;
+        }
+        update[i] = x;
+    }
+    return 1;
+}
+
 int tkv_sl_put(struct tkv_skiplist *sl,
                const uint8_t *key,
                size_t klen,
@@ -554,6 +589,20 @@ int tkv_sl_put(struct tkv_skiplist *sl,
                uint64_t version,
                int64_t expires_at,
                int *replaced)
+{
+    return tkv_sl_put_path(sl, key, klen, val, vlen, version, expires_at,
+                           NULL, replaced);
+}
+
+int tkv_sl_put_path(struct tkv_skiplist *sl,
+                    const uint8_t *key,
+                    size_t klen,
+                    const uint8_t *val,
+                    size_t vlen,
+                    uint64_t version,
+                    int64_t expires_at,
+                    const struct tkv_sl_path *path,
+                    int *replaced)
 {
     struct tkv_sl_node *update[TKV_SKIPLIST_MAXLEVEL];
     size_t rank[TKV_SKIPLIST_MAXLEVEL];
@@ -564,7 +613,7 @@ int tkv_sl_put(struct tkv_skiplist *sl,
     uint64_t h = 0;
     size_t slot = 0;
     int found = 0;
-    int height;
+    int height = 0; /* 0: not drawn yet */
 
     assert(klen <= UINT16_MAX);
     assert(vlen <= UINT32_MAX);
@@ -581,8 +630,25 @@ int tkv_sl_put(struct tkv_skiplist *sl,
         }
     }
     if (ix->slots == NULL || !found || !same_size(x, vlen, expires_at)) {
-        struct tkv_sl_node *ge =
-            descend(sl, key, klen, update, rank, NULL)->next[0];
+        struct tkv_sl_node *ge;
+        /* A path serves where no rank is needed: a replace (same height,
+         * same spans) and an insert of a height-1 node (no span of its
+         * own; those above it grow by one). With an index, found is known
+         * before the search, so the height can be drawn first: one draw
+         * per insert either way. */
+        int from_path = 0;
+        if (ix->slots != NULL && path != NULL) {
+            if (!found) {
+                height = random_level(&sl->rng);
+            }
+            from_path = (found || height == 1) &&
+                        path_follow(sl, path, key, klen, update);
+        }
+        if (from_path) {
+            ge = update[0]->next[0];
+        } else {
+            ge = descend(sl, key, klen, update, rank, NULL)->next[0];
+        }
         if (ix->slots == NULL) {
             x = ge;
             found = x != NULL && node_cmp(x, key, klen) == 0;
@@ -594,7 +660,9 @@ int tkv_sl_put(struct tkv_skiplist *sl,
         node_set(x, val, vlen, version, expires_at);
         goto done;
     }
-    height = found ? x->height : random_level(&sl->rng);
+    if (height == 0) {
+        height = found ? x->height : random_level(&sl->rng);
+    }
     n = node_new(height, key, klen, val, vlen, version, expires_at);
     if (n == NULL) {
         sl->rng = rng_saved;
@@ -779,6 +847,7 @@ int tkv_sl_delete(struct tkv_skiplist *sl, const uint8_t *key, size_t klen)
     }
     sl->length--;
     sl->bytes -= (size_t)x->klen + x->vlen;
+    sl->frees++;
     tkv_free(x);
     return 1;
 }
@@ -977,6 +1046,7 @@ struct walker {
     const uint8_t *key;
     size_t klen;
     int level;
+    struct tkv_sl_path *path; /* or NULL */
 };
 
 /* Up to this many searches are walked together. More overlap more misses,
@@ -1038,12 +1108,24 @@ static void warm_batch(const struct tkv_skiplist *sl,
         }
     }
     for (k = 0; k < n; k++) {
+        struct tkv_sl_path *path = ops[k].path;
+        if (path != NULL) {
+            path->sl = NULL;
+        }
         if (ix->slots == NULL || needs_path(ix, &ops[k], hash[k])) {
             w[nw].x = sl->head;
             w[nw].bound = NULL;
             w[nw].key = ops[k].key;
             w[nw].klen = ops[k].klen;
             w[nw].level = sl->level - 1;
+            w[nw].path = path;
+            if (path != NULL) {
+                path->sl = sl;
+                path->key = ops[k].key;
+                path->klen = ops[k].klen;
+                path->frees = sl->frees;
+                path->level = sl->level;
+            }
             nw++;
         }
     }
@@ -1062,6 +1144,9 @@ static void warm_batch(const struct tkv_skiplist *sl,
             }
             v->bound = next;
             do {
+                if (v->path != NULL) {
+                    v->path->update[v->level] = (struct tkv_sl_node *)v->x;
+                }
                 v->level--;
             } while (v->level >= 0 && v->x->next[v->level] == v->bound);
             if (v->level < 0) {

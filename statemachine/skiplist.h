@@ -100,6 +100,7 @@ struct tkv_skiplist {
     int level;    /* highest level in use, >= 1 */
     uint64_t rng; /* deterministic level generator state */
     size_t bytes; /* sum of klen + vlen over nodes */
+    uint64_t frees; /* nodes freed so far (a tkv_sl_path goes stale) */
     struct tkv_sl_index index;
 };
 
@@ -124,6 +125,33 @@ int tkv_sl_put(struct tkv_skiplist *sl,
                uint64_t version,
                int64_t expires_at,
                int *replaced /* OUT */);
+
+/* The search path tkv_sl_prefetch walked for one operation: per level,
+ * the last node before the key. Valid for a put of that key into that list
+ * as long as the list frees no node and gains no level (nodes inserted
+ * since are stepped over); the put checks, and searches when it is not. */
+struct tkv_sl_path {
+    const struct tkv_skiplist *sl; /* NULL: no path was walked */
+    const uint8_t *key;            /* the operation's key (same pointer) */
+    size_t klen;
+    uint64_t frees; /* sl->frees when walked */
+    int level;      /* sl->level when walked */
+    struct tkv_sl_node *update[TKV_SKIPLIST_MAXLEVEL];
+};
+
+/* tkv_sl_put, with the path tkv_sl_prefetch recorded for this key (or
+ * NULL): an insert of a height-1 node (three in four) or a replace that
+ * reallocates then steps from the path instead of searching from the
+ * top. Same result as tkv_sl_put, with or without a (stale) path. */
+int tkv_sl_put_path(struct tkv_skiplist *sl,
+                    const uint8_t *key,
+                    size_t klen,
+                    const uint8_t *val,
+                    size_t vlen,
+                    uint64_t version,
+                    int64_t expires_at,
+                    const struct tkv_sl_path *path,
+                    int *replaced /* OUT */);
 
 /* Bulk loads (a snapshot restore): tkv_sl_index_suspend frees the index,
  * so that appends skip it (lookups meanwhile search, as in a list without
@@ -209,6 +237,7 @@ struct tkv_sl_intent {
     enum tkv_sl_op op;
     size_t vlen;        /* TKV_SL_PUT: length of the value it will store */
     int64_t expires_at; /* TKV_SL_PUT: the expiry it will store */
+    struct tkv_sl_path *path; /* OUT (or NULL): the path walked, if any */
 };
 
 /* Bring into the cache what the given operations will read: their index
@@ -220,7 +249,9 @@ struct tkv_sl_intent {
  * results are the same with or without it (it only costs time when the
  * operations do not follow). Call it for the next 32 or so operations
  * right before applying them: the paths of many more would not all stay
- * cached until their turn. */
+ * cached until their turn. An operation with a path pointer gets the
+ * path it walked there (path->sl NULL when it needed none), for
+ * tkv_sl_put_path. */
 void tkv_sl_prefetch(const struct tkv_skiplist *sl,
                      const struct tkv_sl_intent *ops,
                      size_t n);

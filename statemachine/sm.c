@@ -455,9 +455,10 @@ static int64_t expires_from_ttl(int64_t now, uint64_t ttl_ms)
     return now + (int64_t)ttl_ms;
 }
 
+/* path: what the prefetch walked for this key, or NULL. */
 static int data_put(struct tkv_sm *sm, const uint8_t *key, size_t klen,
                     const uint8_t *val, size_t vlen, uint64_t version,
-                    uint64_t ttl_ms)
+                    uint64_t ttl_ms, const struct tkv_sl_path *path)
 {
     int64_t expires_at = expires_from_ttl(sm->now, ttl_ms);
     int rv;
@@ -467,8 +468,8 @@ static int data_put(struct tkv_sm *sm, const uint8_t *key, size_t klen,
         expiry_forget(sm, tkv_sl_get(&sm->data, key, klen));
     }
     snap_keep(sm, key, klen);
-    rv = tkv_sl_put(&sm->data, key, klen, val, vlen, version, expires_at,
-                    NULL);
+    rv = tkv_sl_put_path(&sm->data, key, klen, val, vlen, version,
+                         expires_at, path, NULL);
     if (rv != 0) {
         return rv;
     }
@@ -507,11 +508,11 @@ static void purge_expired(struct tkv_sm *sm)
 /* Apply                                                               */
 
 static int apply_mutation(struct tkv_sm *sm, const struct tkv_mutation *m,
-                          uint64_t version)
+                          uint64_t version, const struct tkv_sl_path *path)
 {
     if (m->type == TKV_CMD_SET) {
         return data_put(sm, m->key, m->klen, m->value, m->vlen, version,
-                        m->ttl_ms);
+                        m->ttl_ms, path);
     }
     data_delete(sm, m->key, m->klen);
     return 0;
@@ -533,7 +534,7 @@ static int apply_atomic(struct tkv_sm *sm, const struct tkv_cmd *c,
         }
     }
     for (i = 0; i < c->nmuts; i++) {
-        int rv = apply_mutation(sm, &c->muts[i], version);
+        int rv = apply_mutation(sm, &c->muts[i], version, NULL);
         if (rv != 0) {
             return rv;
         }
@@ -543,13 +544,14 @@ static int apply_atomic(struct tkv_sm *sm, const struct tkv_cmd *c,
 }
 
 static int apply_write(struct tkv_sm *sm, const struct tkv_cmd *c,
-                       uint64_t version, struct tkv_result *r)
+                       uint64_t version, const struct tkv_sl_path *path,
+                       struct tkv_result *r)
 {
     switch (c->type) {
         case TKV_CMD_SET:
         case TKV_CMD_DELETE:
             r->version = version;
-            return apply_mutation(sm, &c->mut, version);
+            return apply_mutation(sm, &c->mut, version, path);
         case TKV_CMD_ATOMIC:
             return apply_atomic(sm, c, version, r);
     }
@@ -558,7 +560,8 @@ static int apply_write(struct tkv_sm *sm, const struct tkv_cmd *c,
 }
 
 static int apply_cmd(struct tkv_sm *sm, const struct tkv_cmd *c,
-                     uint64_t version, struct tkv_result *r)
+                     uint64_t version, const struct tkv_sl_path *path,
+                     struct tkv_result *r)
 {
     struct tkv_session *s = NULL;
     const struct tkv_result *prev;
@@ -598,7 +601,7 @@ static int apply_cmd(struct tkv_sm *sm, const struct tkv_cmd *c,
             return 0;
         }
     }
-    rv = apply_write(sm, c, version, r);
+    rv = apply_write(sm, c, version, path, r);
     if (rv != 0) {
         return rv;
     }
@@ -608,20 +611,23 @@ static int apply_cmd(struct tkv_sm *sm, const struct tkv_cmd *c,
 /* Commands whose keys are fetched into the cache together before they are
  * applied (tkv_sl_prefetch): at a million keys, most of an apply's time is
  * cache misses along the skiplist searches, and a batch of searches walked
- * side by side overlaps them. */
+ * side by side overlaps them. The paths walked are kept, paths[i] for
+ * cmds[i], so that a set need not search again (tkv_sl_put_path). */
 #define APPLY_PREFETCH 32
 
 static void data_prefetch(const struct tkv_sm *sm, const struct tkv_cmd *cmds,
-                          size_t n)
+                          size_t n, struct tkv_sl_path *paths /* OUT */)
 {
     struct tkv_sl_intent ops[APPLY_PREFETCH];
     size_t i, nops = 0;
 
     for (i = 0; i < n && i < APPLY_PREFETCH; i++) {
         const struct tkv_mutation *m = &cmds[i].mut;
+        paths[i].sl = NULL;
         if (cmds[i].type != TKV_CMD_SET && cmds[i].type != TKV_CMD_DELETE) {
             continue;
         }
+        ops[nops].path = &paths[i];
         ops[nops].key = m->key;
         ops[nops].klen = m->klen;
         ops[nops].op = m->type == TKV_CMD_SET ? TKV_SL_PUT : TKV_SL_DELETE;
@@ -638,6 +644,7 @@ int tkv_sm_apply(struct tkv_sm *sm, uint64_t index, const uint8_t *buf,
                  size_t len, const struct tkv_result **results,
                  size_t *nresults, struct tkv_err *err)
 {
+    struct tkv_sl_path paths[APPLY_PREFETCH];
     struct tkv_entry e;
     size_t i;
     int rv;
@@ -669,9 +676,10 @@ int tkv_sm_apply(struct tkv_sm *sm, uint64_t index, const uint8_t *buf,
     for (i = 0; i < e.ncmds; i++) {
         uint64_t version = index << 16 | i;
         if (i % APPLY_PREFETCH == 0) {
-            data_prefetch(sm, &e.cmds[i], e.ncmds - i);
+            data_prefetch(sm, &e.cmds[i], e.ncmds - i, paths);
         }
-        rv = apply_cmd(sm, &e.cmds[i], version, &sm->results[i]);
+        rv = apply_cmd(sm, &e.cmds[i], version, &paths[i % APPLY_PREFETCH],
+                       &sm->results[i]);
         if (rv != 0) {
             tkv_entry_close(&e);
             return tkv_err_set(err, rv, "out of memory while applying "

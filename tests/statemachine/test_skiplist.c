@@ -289,6 +289,7 @@ static void prefetch_random(const struct tkv_skiplist *sl,
         ops[i].op = (enum tkv_sl_op)rnd_below(3);
         ops[i].vlen = keys[i].vlen;
         ops[i].expires_at = keys[i].expires_at;
+        ops[i].path = NULL;
     }
     tkv_sl_prefetch(sl, ops, n);
     assert_int_equal(sl->length, length);
@@ -1213,6 +1214,7 @@ static void test_prefetch_batches(void **state)
                                        : (i % 5 == 3 ? TKV_SL_GET : TKV_SL_PUT);
                 ops[i].vlen = 8;
                 ops[i].expires_at = 0;
+                ops[i].path = NULL;
             }
             tkv_sl_prefetch(&a, ops, 100);
             for (i = 0; i < 100; i++) {
@@ -1228,6 +1230,70 @@ static void test_prefetch_batches(void **state)
                 }
             }
             expect_ok(&a);
+        }
+        expect_same_shape(&a, &b);
+        tkv_sl_close(&a);
+        tkv_sl_close(&b);
+    }
+}
+
+/* Puts that follow the paths tkv_sl_prefetch recorded, among inserts,
+ * replaces in place, replaces that reallocate (a node freed: later paths
+ * go stale) and deletes, on both kinds of list: the same list, shape
+ * included, as plain puts build. A path handed to the wrong key, or to
+ * the wrong list, is not used. */
+static void test_put_path(void **state)
+{
+    struct tkv_skiplist a;
+    struct tkv_skiplist b;
+    struct tkv_sl_intent ops[40];
+    struct tkv_sl_path paths[40];
+    uint8_t keys[40][9];
+    uint8_t val[16];
+    int indexed;
+    size_t round;
+    size_t i;
+
+    (void)state;
+    memset(val, 'v', sizeof val);
+    for (indexed = 0; indexed <= 1; indexed++) {
+        assert_int_equal(tkv_sl_init(&a, 31, indexed), 0);
+        assert_int_equal(tkv_sl_init(&b, 31, indexed), 0);
+        for (round = 0; round < 200; round++) {
+            size_t vlen = 4 + round % 3;
+            for (i = 0; i < 40; i++) {
+                size_t k = (round * 40 + i) * 7919 % 4001;
+                num_key(k, keys[i]);
+                ops[i].key = keys[i];
+                ops[i].klen = 8;
+                ops[i].op = i % 7 == 6 ? TKV_SL_DELETE : TKV_SL_PUT;
+                ops[i].vlen = vlen;
+                ops[i].expires_at = 0;
+                ops[i].path = &paths[i];
+            }
+            tkv_sl_prefetch(&a, ops, 40);
+            for (i = 0; i < 40; i++) {
+                int ra = -1;
+                int rb = -2;
+                if (ops[i].op == TKV_SL_DELETE) {
+                    assert_int_equal(tkv_sl_delete(&a, keys[i], 8),
+                                     tkv_sl_delete(&b, keys[i], 8));
+                    continue;
+                }
+                /* every fifth put is handed its neighbour's path */
+                assert_int_equal(
+                    tkv_sl_put_path(&a, keys[i], 8, val, vlen, round, 0,
+                                    &paths[i % 5 == 4 ? (i + 1) % 40 : i],
+                                    &ra),
+                    0);
+                assert_int_equal(
+                    tkv_sl_put_path(&b, keys[i], 8, val, vlen, round, 0,
+                                    &paths[i], &rb),
+                    0);
+                assert_int_equal(ra, rb);
+            }
+            expect_ok(&a);
+            expect_ok(&b);
         }
         expect_same_shape(&a, &b);
         tkv_sl_close(&a);
@@ -1420,6 +1486,7 @@ int main(void)
         cmocka_unit_test(test_index_grow_failure),
         cmocka_unit_test(test_index_keeps_shape),
         cmocka_unit_test(test_prefetch_batches),
+        cmocka_unit_test(test_put_path),
         cmocka_unit_test(test_empty_and_edges),
         cmocka_unit_test(test_append),
         cmocka_unit_test(test_index_rebuild),
