@@ -12,7 +12,9 @@
  *   snapshot  write of the whole state into memory, and restore from it;
  *             then the same in steps of 256 keys (the node's way)
  *
- * usage: tuplekv-sm-bench [N]   (default 1000000) */
+ * usage: tuplekv-sm-bench [N [set]]   (default 1000000; "set": stop after
+ * the set and overhead lines, to profile the set path alone, e.g. under
+ * valgrind --tool=callgrind --toggle-collect=tkv_sm_apply) */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +159,12 @@ int main(int argc, char **argv)
            ((double)heap - (double)(keybytes + n * VALUE_LEN)) / (double)n,
            heap, (size_t)(after.hblkhd - before.hblkhd),
            keybytes + n * VALUE_LEN);
+    if (argc > 2 && strcmp(argv[2], "set") == 0) {
+        tkv_sm_close(&sm);
+        free(keys);
+        free(res);
+        return 0;
+    }
 
     t0 = now_s();
     for (i = 0; i < gets; i++) {
