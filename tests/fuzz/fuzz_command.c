@@ -13,12 +13,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)    \
-    do {               \
-        if (!(cond)) { \
-            abort();   \
-        }              \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 static int inside(const void *p, size_t n, const uint8_t *buf, size_t len)
 {
@@ -39,10 +34,10 @@ static void check_mut(const struct tkv_mutation *m,
                       const uint8_t *buf,
                       size_t len)
 {
-    CHECK(m->type == TKV_CMD_SET || m->type == TKV_CMD_DELETE);
-    CHECK(m->klen > 0 && inside(m->key, m->klen, buf, len));
+    REQUIRE(m->type == TKV_CMD_SET || m->type == TKV_CMD_DELETE);
+    REQUIRE(m->klen > 0 && inside(m->key, m->klen, buf, len));
     if (m->type == TKV_CMD_SET) {
-        CHECK(m->vlen > 0 && inside(m->value, m->vlen, buf, len));
+        REQUIRE(m->vlen > 0 && inside(m->value, m->vlen, buf, len));
     }
 }
 
@@ -83,21 +78,21 @@ static void check_entry(const struct tkv_entry *e,
 {
     size_t i;
     uint32_t k;
-    CHECK(e->format == TKV_ENTRY_FORMAT);
-    CHECK(e->ncmds <= TKV_ENTRY_MAX_CMDS);
+    REQUIRE(e->format == TKV_ENTRY_FORMAT);
+    REQUIRE(e->ncmds <= TKV_ENTRY_MAX_CMDS);
     for (i = 0; i < e->ncmds; i++) {
         const struct tkv_cmd *c = &e->cmds[i];
         switch (c->type) {
             case TKV_CMD_SET:
             case TKV_CMD_DELETE:
                 check_mut(&c->mut, buf, len);
-                CHECK(c->mut.type == c->type);
+                REQUIRE(c->mut.type == c->type);
                 break;
             case TKV_CMD_ATOMIC:
-                CHECK(c->nchecks <= TKV_ATOMIC_MAX_CHECKS);
-                CHECK(c->nmuts <= TKV_ATOMIC_MAX_MUTATIONS);
+                REQUIRE(c->nchecks <= TKV_ATOMIC_MAX_CHECKS);
+                REQUIRE(c->nmuts <= TKV_ATOMIC_MAX_MUTATIONS);
                 for (k = 0; k < c->nchecks; k++) {
-                    CHECK(
+                    REQUIRE(
                         c->checks[k].klen > 0 &&
                         inside(c->checks[k].key, c->checks[k].klen, buf, len));
                 }
@@ -108,15 +103,15 @@ static void check_entry(const struct tkv_entry *e,
             case TKV_CMD_TICK:
                 break;
             case TKV_CMD_MEMBER_SET:
-                CHECK(c->member_id != 0);
-                CHECK(c->addrlen > 0 && c->addrlen <= TKV_ADDR_MAX &&
+                REQUIRE(c->member_id != 0);
+                REQUIRE(c->addrlen > 0 && c->addrlen <= TKV_ADDR_MAX &&
                       inside(c->addr, c->addrlen, buf, len));
                 break;
             case TKV_CMD_MEMBER_DEL:
-                CHECK(c->member_id != 0);
+                REQUIRE(c->member_id != 0);
                 break;
             default:
-                CHECK(0);
+                REQUIRE(0);
         }
     }
 }
@@ -132,26 +127,26 @@ static void run(const uint8_t *buf, size_t len)
     int rv = tkv_entry_decode(buf, len, &e, &err);
 
     if (rv != 0) {
-        CHECK(rv == TKV_ECORRUPT && err.code == rv && err.msg[0] != '\0');
+        REQUIRE(rv == TKV_ECORRUPT && err.code == rv && err.msg[0] != '\0');
         return;
     }
-    CHECK(len % 8 == 0);
+    REQUIRE(len % 8 == 0);
     check_entry(&e, buf, len);
 
     tkv_buf_init(&body);
     tkv_buf_init(&again);
     for (i = 0; i < e.ncmds; i++) {
-        CHECK(tkv_cmd_encode(&e.cmds[i], &body) == 0);
+        REQUIRE(tkv_cmd_encode(&e.cmds[i], &body) == 0);
     }
-    CHECK(tkv_entry_encode(e.timestamp_ms, e.ncmds, body.data, body.len,
+    REQUIRE(tkv_entry_encode(e.timestamp_ms, e.ncmds, body.data, body.len,
                            &again) == 0);
-    CHECK(tkv_entry_decode(again.data, again.len, &e2, &err) == 0);
-    CHECK(e2.timestamp_ms == e.timestamp_ms && e2.ncmds == e.ncmds);
+    REQUIRE(tkv_entry_decode(again.data, again.len, &e2, &err) == 0);
+    REQUIRE(e2.timestamp_ms == e.timestamp_ms && e2.ncmds == e.ncmds);
     for (i = 0; i < e.ncmds; i++) {
-        CHECK(cmd_equal(&e.cmds[i], &e2.cmds[i]));
+        REQUIRE(cmd_equal(&e.cmds[i], &e2.cmds[i]));
     }
     /* canonical bytes are a fixed point */
-    CHECK(again.len <= len);
+    REQUIRE(again.len <= len);
     tkv_entry_close(&e2);
     tkv_entry_close(&e);
     tkv_buf_close(&again);

@@ -31,12 +31,7 @@
 #include "raft/fsm.h"
 #include "statemachine/sm.h"
 
-#define REQUIRE(c)   \
-    do {             \
-        if (!(c)) {  \
-            abort(); \
-        }            \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 /* The format, as the comment at the top of raft/fsm.c gives it. */
 #define SNAP_HDR 32

@@ -21,12 +21,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define REQUIRE(cond)  \
-    do {               \
-        if (!(cond)) { \
-            abort();   \
-        }              \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 /* key is a valid encoding: both round trips must give the same bytes. */
 static void round_trip(const uint8_t *key, size_t len)

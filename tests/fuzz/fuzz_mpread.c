@@ -20,12 +20,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)    \
-    do {               \
-        if (!(cond)) { \
-            abort();   \
-        }              \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 /* Containers msgpack-c's unpacker holds open at once (its
  * MSGPACK_EMBED_STACK_SIZE); it refuses a 33rd non-empty one. */
@@ -81,76 +76,76 @@ static void same_as(struct tkv_mpr *r, const msgpack_object *o, int flip)
 
     switch (o->type) {
         case MSGPACK_OBJECT_NIL:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_NIL && tkv_mpr_nil(r) == 0);
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_NIL && tkv_mpr_nil(r) == 0);
             return;
         case MSGPACK_OBJECT_BOOLEAN:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_BOOL && tkv_mpr_bool(r, &b) == 0);
-            CHECK(b == o->via.boolean);
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_BOOL && tkv_mpr_bool(r, &b) == 0);
+            REQUIRE(b == o->via.boolean);
             return;
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_UINT);
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_UINT);
             if (o->via.u64 > INT64_MAX) {
-                CHECK(tkv_mpr_int(r, &i) == TKV_ECORRUPT);
-                CHECK(r->why == TKV_MPR_RANGE);
+                REQUIRE(tkv_mpr_int(r, &i) == TKV_ECORRUPT);
+                REQUIRE(r->why == TKV_MPR_RANGE);
             } else if (flip) {
-                CHECK(tkv_mpr_int(r, &i) == 0 && (uint64_t)i == o->via.u64);
+                REQUIRE(tkv_mpr_int(r, &i) == 0 && (uint64_t)i == o->via.u64);
                 return;
             }
-            CHECK(tkv_mpr_uint(r, &u) == 0 && u == o->via.u64);
+            REQUIRE(tkv_mpr_uint(r, &u) == 0 && u == o->via.u64);
             return;
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_NINT);
-            CHECK(tkv_mpr_uint(r, &u) == TKV_ECORRUPT);
-            CHECK(r->why == TKV_MPR_RANGE);
-            CHECK(tkv_mpr_int(r, &i) == 0 && i == o->via.i64);
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_NINT);
+            REQUIRE(tkv_mpr_uint(r, &u) == TKV_ECORRUPT);
+            REQUIRE(r->why == TKV_MPR_RANGE);
+            REQUIRE(tkv_mpr_int(r, &i) == 0 && i == o->via.i64);
             return;
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_FLOAT);
-            CHECK(tkv_mpr_float(r, &d) == 0);
-            CHECK(memcmp(&d, &o->via.f64, sizeof d) == 0);
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_FLOAT);
+            REQUIRE(tkv_mpr_float(r, &d) == 0);
+            REQUIRE(memcmp(&d, &o->via.f64, sizeof d) == 0);
             return;
         case MSGPACK_OBJECT_STR:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_STR);
-            CHECK(tkv_mpr_str(r, &s, &n) == 0);
-            CHECK(n == o->via.str.size && (n == 0 || s == o->via.str.ptr));
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_STR);
+            REQUIRE(tkv_mpr_str(r, &s, &n) == 0);
+            REQUIRE(n == o->via.str.size && (n == 0 || s == o->via.str.ptr));
             return;
         case MSGPACK_OBJECT_BIN:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_BIN);
-            CHECK(tkv_mpr_bin(r, &p, &n) == 0);
-            CHECK(n == o->via.bin.size &&
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_BIN);
+            REQUIRE(tkv_mpr_bin(r, &p, &n) == 0);
+            REQUIRE(n == o->via.bin.size &&
                   (n == 0 || (const char *)p == o->via.bin.ptr));
             return;
         case MSGPACK_OBJECT_EXT:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_EXT);
-            CHECK(tkv_mpr_ext_type(r, &x) == 0 && x == o->via.ext.type);
-            CHECK(tkv_mpr_ext(r, &x, &p, &n) == 0 && x == o->via.ext.type);
-            CHECK(n == o->via.ext.size &&
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_EXT);
+            REQUIRE(tkv_mpr_ext_type(r, &x) == 0 && x == o->via.ext.type);
+            REQUIRE(tkv_mpr_ext(r, &x, &p, &n) == 0 && x == o->via.ext.type);
+            REQUIRE(n == o->via.ext.size &&
                   (n == 0 || (const char *)p == o->via.ext.ptr));
             return;
         case MSGPACK_OBJECT_ARRAY:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_ARRAY);
-            CHECK(flip ? tkv_mpr_container(r, TKV_MP_END, &t, &n) == 0 &&
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_ARRAY);
+            REQUIRE(flip ? tkv_mpr_container(r, TKV_MP_END, &t, &n) == 0 &&
                              t == TKV_MP_ARRAY
                        : tkv_mpr_array(r, &n) == 0);
-            CHECK(n == o->via.array.size);
+            REQUIRE(n == o->via.array.size);
             for (uint32_t k = 0; k < n; k++) {
                 same_as(r, &o->via.array.ptr[k], !flip);
             }
             return;
         case MSGPACK_OBJECT_MAP:
-            CHECK(tkv_mpr_peek(r) == TKV_MP_MAP);
-            CHECK(flip ? tkv_mpr_container(r, TKV_MP_MAP, &t, &n) == 0 &&
+            REQUIRE(tkv_mpr_peek(r) == TKV_MP_MAP);
+            REQUIRE(flip ? tkv_mpr_container(r, TKV_MP_MAP, &t, &n) == 0 &&
                              t == TKV_MP_MAP
                        : tkv_mpr_map(r, &n) == 0);
-            CHECK(n == o->via.map.size);
+            REQUIRE(n == o->via.map.size);
             for (uint32_t k = 0; k < n; k++) {
                 same_as(r, &o->via.map.ptr[k].key, !flip);
                 same_as(r, &o->via.map.ptr[k].val, flip);
             }
             return;
     }
-    CHECK(0);
+    REQUIRE(0);
 }
 
 /* Every typed reader at the start: a failure does not move and says why;
@@ -214,15 +209,15 @@ static void check_readers(const uint8_t *data,
                 break;
         }
         if (rv != 0) {
-            CHECK(rv == TKV_ECORRUPT && r.off == 0);
-            CHECK(r.why >= TKV_MPR_END && r.why <= TKV_MPR_RANGE);
-            CHECK((r.why == TKV_MPR_END) == (size == 0));
+            REQUIRE(rv == TKV_ECORRUPT && r.off == 0);
+            REQUIRE(r.why >= TKV_MPR_END && r.why <= TKV_MPR_RANGE);
+            REQUIRE((r.why == TKV_MPR_END) == (size == 0));
             continue;
         }
-        CHECK(r.off > 0 && r.off <= size);
+        REQUIRE(r.off > 0 && r.off <= size);
         /* a scalar of the type found is the whole item */
         if (want == peek || (k == 3 && peek == TKV_MP_UINT)) {
-            CHECK(skipped && r.off == end);
+            REQUIRE(skipped && r.off == end);
         }
     }
 }
@@ -241,10 +236,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rv = tkv_mpr_skip(&r, &start, &end);
     why = r.why;
     if (rv == 0) {
-        CHECK(start == 0 && end > 0 && end <= size && r.off == end);
+        REQUIRE(start == 0 && end > 0 && end <= size && r.off == end);
     } else {
-        CHECK(rv == TKV_ECORRUPT && r.off == 0);
-        CHECK(why != TKV_MPR_NONE && why != TKV_MPR_RANGE &&
+        REQUIRE(rv == TKV_ECORRUPT && r.off == 0);
+        REQUIRE(why != TKV_MPR_NONE && why != TKV_MPR_RANGE &&
               why != TKV_MPR_DEPTH);
     }
     check_readers(data, size, rv == 0, end);
@@ -255,11 +250,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     dwhy = r.why;
     dwant = r.want;
     if (rv != 0) {
-        CHECK(drv == rv && (dwhy == why || dwhy == TKV_MPR_DEPTH));
+        REQUIRE(drv == rv && (dwhy == why || dwhy == TKV_MPR_DEPTH));
     } else if (drv == 0) {
-        CHECK(dend == end);
+        REQUIRE(dend == end);
     } else {
-        CHECK(dwhy == TKV_MPR_DEPTH && r.off == 0);
+        REQUIRE(dwhy == TKV_MPR_DEPTH && r.off == 0);
     }
 
     if (!counts_bounded(data, size)) {
@@ -268,27 +263,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msgpack_unpacked_init(&u);
     m = msgpack_unpack_next(&u, (const char *)data, size, &off);
     if (drv == 0) {
-        CHECK(m == MSGPACK_UNPACK_SUCCESS && off == end);
+        REQUIRE(m == MSGPACK_UNPACK_SUCCESS && off == end);
     } else if (m == MSGPACK_UNPACK_SUCCESS) {
         /* only an empty 33rd container gets past msgpack-c */
-        CHECK(rv == 0 && dwhy == TKV_MPR_DEPTH && off == end);
+        REQUIRE(rv == 0 && dwhy == TKV_MPR_DEPTH && off == end);
     } else if (dwhy == TKV_MPR_TYPE) {
-        CHECK(m == MSGPACK_UNPACK_PARSE_ERROR); /* 0xc1 */
+        REQUIRE(m == MSGPACK_UNPACK_PARSE_ERROR); /* 0xc1 */
     } else if (dwhy == TKV_MPR_BODY && dwant == (uint64_t)UINT32_MAX + 1) {
         /* ext 32 of 2^32 - 1 bytes: its body (type byte included) is past
          * the 32 bits msgpack-c counts it in, so it refuses the header */
-        CHECK(m == MSGPACK_UNPACK_PARSE_ERROR);
+        REQUIRE(m == MSGPACK_UNPACK_PARSE_ERROR);
     } else if (dwhy != TKV_MPR_COUNT && dwhy != TKV_MPR_DEPTH) {
-        CHECK(m == MSGPACK_UNPACK_CONTINUE); /* wants more bytes */
+        REQUIRE(m == MSGPACK_UNPACK_CONTINUE); /* wants more bytes */
     } else {
         /* a count beyond the bytes: msgpack-c reads on to what stops it */
-        CHECK(m == MSGPACK_UNPACK_CONTINUE || m == MSGPACK_UNPACK_PARSE_ERROR ||
+        REQUIRE(m == MSGPACK_UNPACK_CONTINUE || m == MSGPACK_UNPACK_PARSE_ERROR ||
               m == MSGPACK_UNPACK_NOMEM_ERROR);
     }
     if (m == MSGPACK_UNPACK_SUCCESS) {
         tkv_mpr_init(&r, data, size);
         same_as(&r, &u.data, size > 0 && (data[size - 1] & 1));
-        CHECK(r.off == end);
+        REQUIRE(r.off == end);
     }
     msgpack_unpacked_destroy(&u);
     return 0;

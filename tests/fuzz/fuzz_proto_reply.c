@@ -12,12 +12,7 @@
 
 #include "proto/proto.h"
 
-#define CHECK(cond)           \
-    do {                      \
-        if (!(cond)) {        \
-            __builtin_trap(); \
-        }                     \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,37 +38,37 @@ static void compare(const struct tkv_reply *a, const struct tkv_reply *b)
     const struct tkv_status *x = &a->status, *y = &b->status;
     size_t i;
 
-    CHECK(a->id == b->id && a->code == b->code);
-    CHECK(same_str(a->message, b->message));
-    CHECK(same_str(a->leader, b->leader));
-    CHECK(same(a->conflict, a->conflict_len, b->conflict, b->conflict_len));
-    CHECK(a->version == b->version && a->total == b->total);
-    CHECK(same_str(a->cursor, b->cursor));
-    CHECK(a->nentries == b->nentries);
+    REQUIRE(a->id == b->id && a->code == b->code);
+    REQUIRE(same_str(a->message, b->message));
+    REQUIRE(same_str(a->leader, b->leader));
+    REQUIRE(same(a->conflict, a->conflict_len, b->conflict, b->conflict_len));
+    REQUIRE(a->version == b->version && a->total == b->total);
+    REQUIRE(same_str(a->cursor, b->cursor));
+    REQUIRE(a->nentries == b->nentries);
     for (i = 0; i < a->nentries; i++) {
         const struct tkv_entry_ref *e = &a->entries[i], *f = &b->entries[i];
-        CHECK(e->present == f->present);
+        REQUIRE(e->present == f->present);
         if (e->present) {
-            CHECK(same(e->key, e->klen, f->key, f->klen));
-            CHECK(same(e->value, e->vlen, f->value, f->vlen));
-            CHECK(e->version == f->version);
+            REQUIRE(same(e->key, e->klen, f->key, f->klen));
+            REQUIRE(same(e->value, e->vlen, f->value, f->vlen));
+            REQUIRE(e->version == f->version);
         }
     }
-    CHECK(x->node_id == y->node_id && x->term == y->term &&
+    REQUIRE(x->node_id == y->node_id && x->term == y->term &&
           x->leader_id == y->leader_id && x->commit_index == y->commit_index &&
           x->applied_index == y->applied_index &&
           x->snapshot_index == y->snapshot_index && x->keys == y->keys &&
           x->data_bytes == y->data_bytes && x->sm_time_ms == y->sm_time_ms &&
           x->connections == y->connections && x->uptime_ms == y->uptime_ms);
-    CHECK(same_str(x->role, y->role));
-    CHECK(same_str(x->leader_address, y->leader_address));
-    CHECK(a->nmembers == b->nmembers);
+    REQUIRE(same_str(x->role, y->role));
+    REQUIRE(same_str(x->leader_address, y->leader_address));
+    REQUIRE(a->nmembers == b->nmembers);
     for (i = 0; i < a->nmembers; i++) {
-        CHECK(a->members[i].id == b->members[i].id);
-        CHECK(same_str(a->members[i].raft_address, b->members[i].raft_address));
-        CHECK(same_str(a->members[i].client_address,
+        REQUIRE(a->members[i].id == b->members[i].id);
+        REQUIRE(same_str(a->members[i].raft_address, b->members[i].raft_address));
+        REQUIRE(same_str(a->members[i].client_address,
                        b->members[i].client_address));
-        CHECK(same_str(a->members[i].role, b->members[i].role));
+        REQUIRE(same_str(a->members[i].role, b->members[i].role));
     }
 }
 
@@ -98,28 +93,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     a.op = op;
     rv = tkv_reply_decode(data, size, &a, &err);
     if (rv != 0) {
-        CHECK(rv == TKV_EPROTO || rv == TKV_ETOO_LARGE ||
+        REQUIRE(rv == TKV_EPROTO || rv == TKV_ETOO_LARGE ||
               (rv == TKV_EINVALID && op == TKV_OP_NONE));
-        CHECK(err.code == rv && err.msg[0] != '\0');
+        REQUIRE(err.code == rv && err.msg[0] != '\0');
         tkv_reply_close(&a);
         return 0;
     }
-    CHECK(tkv_reply_peek_id(data, size, &id, &err) == 0 && id == a.id);
-    CHECK(a.code <= 0 && (a.code != 0 || op != TKV_OP_NONE));
+    REQUIRE(tkv_reply_peek_id(data, size, &id, &err) == 0 && id == a.id);
+    REQUIRE(a.code <= 0 && (a.code != 0 || op != TKV_OP_NONE));
 
     tkv_buf_init(&e1);
     tkv_buf_init(&e2);
     rv = tkv_reply_encode(&a, &e1);
-    CHECK(rv == 0 || rv == TKV_ETOO_LARGE);
+    REQUIRE(rv == 0 || rv == TKV_ETOO_LARGE);
     if (rv == 0) {
         tkv_reply_init(&b);
         b.op = op;
         rv = tkv_reply_decode(e1.data + TKV_FRAME_HDR, e1.len - TKV_FRAME_HDR,
                               &b, &err);
-        CHECK(rv == 0);
+        REQUIRE(rv == 0);
         compare(&a, &b);
-        CHECK(tkv_reply_encode(&b, &e2) == 0);
-        CHECK(e1.len == e2.len && memcmp(e1.data, e2.data, e1.len) == 0);
+        REQUIRE(tkv_reply_encode(&b, &e2) == 0);
+        REQUIRE(e1.len == e2.len && memcmp(e1.data, e2.data, e1.len) == 0);
         tkv_reply_close(&b);
     }
     tkv_buf_close(&e1);

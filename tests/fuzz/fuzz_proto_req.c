@@ -10,12 +10,7 @@
 
 #include "proto/proto.h"
 
-#define CHECK(cond)           \
-    do {                      \
-        if (!(cond)) {        \
-            __builtin_trap(); \
-        }                     \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -39,43 +34,43 @@ static int same_str(const char *a, const char *b)
 static void compare(const struct tkv_req *a, const struct tkv_req *b)
 {
     size_t i;
-    CHECK(a->id == b->id && a->op == b->op && a->eventual == b->eventual);
-    CHECK(same(a->key, a->klen, b->key, b->klen));
-    CHECK(same(a->value, a->vlen, b->value, b->vlen));
-    CHECK(a->ttl_ms == b->ttl_ms && a->session == b->session &&
+    REQUIRE(a->id == b->id && a->op == b->op && a->eventual == b->eventual);
+    REQUIRE(same(a->key, a->klen, b->key, b->klen));
+    REQUIRE(same(a->value, a->vlen, b->value, b->vlen));
+    REQUIRE(a->ttl_ms == b->ttl_ms && a->session == b->session &&
           a->seq == b->seq && a->ack == b->ack);
-    CHECK(a->nkeys == b->nkeys);
+    REQUIRE(a->nkeys == b->nkeys);
     for (i = 0; i < a->nkeys; i++) {
-        CHECK(same(a->keys[i].key, a->keys[i].klen, b->keys[i].key,
+        REQUIRE(same(a->keys[i].key, a->keys[i].klen, b->keys[i].key,
                    b->keys[i].klen));
     }
-    CHECK(same(a->list.prefix, a->list.prefix_len, b->list.prefix,
+    REQUIRE(same(a->list.prefix, a->list.prefix_len, b->list.prefix,
                b->list.prefix_len));
-    CHECK(same(a->list.start, a->list.start_len, b->list.start,
+    REQUIRE(same(a->list.start, a->list.start_len, b->list.start,
                b->list.start_len));
-    CHECK(same(a->list.end, a->list.end_len, b->list.end, b->list.end_len));
-    CHECK(same(a->list.cursor, a->list.cursor_len, b->list.cursor,
+    REQUIRE(same(a->list.end, a->list.end_len, b->list.end, b->list.end_len));
+    REQUIRE(same(a->list.cursor, a->list.cursor_len, b->list.cursor,
                b->list.cursor_len));
-    CHECK(a->list.limit == b->list.limit && a->list.reverse == b->list.reverse);
-    CHECK(a->list.limit >= 0 && a->list.limit <= TKV_LIST_MAX_LIMIT);
-    CHECK(a->nchecks == b->nchecks && a->nchecks <= TKV_ATOMIC_MAX_CHECKS);
+    REQUIRE(a->list.limit == b->list.limit && a->list.reverse == b->list.reverse);
+    REQUIRE(a->list.limit >= 0 && a->list.limit <= TKV_LIST_MAX_LIMIT);
+    REQUIRE(a->nchecks == b->nchecks && a->nchecks <= TKV_ATOMIC_MAX_CHECKS);
     for (i = 0; i < a->nchecks; i++) {
-        CHECK(same(a->checks[i].key, a->checks[i].klen, b->checks[i].key,
+        REQUIRE(same(a->checks[i].key, a->checks[i].klen, b->checks[i].key,
                    b->checks[i].klen));
-        CHECK(a->checks[i].version == b->checks[i].version);
+        REQUIRE(a->checks[i].version == b->checks[i].version);
     }
-    CHECK(a->nmuts == b->nmuts && a->nmuts <= TKV_ATOMIC_MAX_MUTATIONS);
+    REQUIRE(a->nmuts == b->nmuts && a->nmuts <= TKV_ATOMIC_MAX_MUTATIONS);
     for (i = 0; i < a->nmuts; i++) {
         const struct tkv_mutation *x = &a->muts[i], *y = &b->muts[i];
-        CHECK(x->type == y->type);
-        CHECK(x->type == TKV_CMD_SET || x->type == TKV_CMD_DELETE);
-        CHECK(same(x->key, x->klen, y->key, y->klen));
-        CHECK(same(x->value, x->vlen, y->value, y->vlen));
-        CHECK(x->ttl_ms == y->ttl_ms);
+        REQUIRE(x->type == y->type);
+        REQUIRE(x->type == TKV_CMD_SET || x->type == TKV_CMD_DELETE);
+        REQUIRE(same(x->key, x->klen, y->key, y->klen));
+        REQUIRE(same(x->value, x->vlen, y->value, y->vlen));
+        REQUIRE(x->ttl_ms == y->ttl_ms);
     }
-    CHECK(a->member_id == b->member_id);
-    CHECK(same_str(a->raft_address, b->raft_address));
-    CHECK(same_str(a->client_address, b->client_address));
+    REQUIRE(a->member_id == b->member_id);
+    REQUIRE(same_str(a->raft_address, b->raft_address));
+    REQUIRE(same_str(a->client_address, b->client_address));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -89,28 +84,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tkv_req_init(&a);
     rv = tkv_req_decode(data, size, &a, &err);
     if (rv != 0) {
-        CHECK(rv == TKV_EPROTO || rv == TKV_EINVALID || rv == TKV_ETOO_LARGE ||
+        REQUIRE(rv == TKV_EPROTO || rv == TKV_EINVALID || rv == TKV_ETOO_LARGE ||
               rv == TKV_ENOT_JSON);
-        CHECK(err.code == rv && err.msg[0] != '\0');
+        REQUIRE(err.code == rv && err.msg[0] != '\0');
         tkv_req_close(&a);
         return 0;
     }
-    CHECK(a.op > TKV_OP_NONE && a.op < TKV_OP__COUNT);
+    REQUIRE(a.op > TKV_OP_NONE && a.op < TKV_OP__COUNT);
 
     tkv_buf_init(&e1);
     tkv_buf_init(&e2);
     rv = tkv_req_encode(&a, &e1);
     /* a float32 key part comes back as float64: the frame may grow */
-    CHECK(rv == 0 || rv == TKV_ETOO_LARGE);
+    REQUIRE(rv == 0 || rv == TKV_ETOO_LARGE);
     if (rv == 0) {
-        CHECK(tkv_frame_get_len(e1.data) == e1.len - TKV_FRAME_HDR);
+        REQUIRE(tkv_frame_get_len(e1.data) == e1.len - TKV_FRAME_HDR);
         tkv_req_init(&b);
         rv = tkv_req_decode(e1.data + TKV_FRAME_HDR, e1.len - TKV_FRAME_HDR, &b,
                             &err);
-        CHECK(rv == 0);
+        REQUIRE(rv == 0);
         compare(&a, &b);
-        CHECK(tkv_req_encode(&b, &e2) == 0);
-        CHECK(e1.len == e2.len && memcmp(e1.data, e2.data, e1.len) == 0);
+        REQUIRE(tkv_req_encode(&b, &e2) == 0);
+        REQUIRE(e1.len == e2.len && memcmp(e1.data, e2.data, e1.len) == 0);
         tkv_req_close(&b);
     }
     tkv_buf_close(&e1);

@@ -7,12 +7,7 @@
 #include "common/buf.h"
 #include "statemachine/sm.h"
 
-#define REQUIRE(c)     \
-    do {               \
-        if (!(c)) {    \
-            abort();   \
-        }              \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

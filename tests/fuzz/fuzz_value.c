@@ -14,12 +14,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)    \
-    do {               \
-        if (!(cond)) { \
-            abort();   \
-        }              \
-    } while (0)
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -34,32 +29,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rv = tkv_value_check_bytes(data, size, &len, &err);
 
     if (rv == TKV_ENOT_JSON || rv == TKV_ENOMEM) {
-        CHECK(err.code == rv && err.msg[0] != '\0');
+        REQUIRE(err.code == rv && err.msg[0] != '\0');
         return 0;
     }
-    CHECK(rv == 0 || rv == TKV_ETOO_LARGE);
-    CHECK(rv == 0 ? len <= TKV_VALUE_MAX : len > TKV_VALUE_MAX);
+    REQUIRE(rv == 0 || rv == TKV_ETOO_LARGE);
+    REQUIRE(rv == 0 ? len <= TKV_VALUE_MAX : len > TKV_VALUE_MAX);
 
     /* the walk has vouched for every count, so msgpack-c is safe here */
     msgpack_unpacked_init(&u);
-    CHECK(msgpack_unpack_next(&u, (const char *)data, size, &off) ==
+    REQUIRE(msgpack_unpack_next(&u, (const char *)data, size, &off) ==
           MSGPACK_UNPACK_SUCCESS);
-    CHECK(off == size);
-    CHECK(tkv_value_check(&u.data, &olen, &err) == rv);
-    CHECK(olen == len);
+    REQUIRE(off == size);
+    REQUIRE(tkv_value_check(&u.data, &olen, &err) == rv);
+    REQUIRE(olen == len);
     if (rv == 0) {
         v = tkv_value_to_json(&u.data, &err);
-        CHECK(v != NULL);
+        REQUIRE(v != NULL);
         text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        CHECK(text != NULL);
-        CHECK(strlen(text) == len);
+        REQUIRE(text != NULL);
+        REQUIRE(strlen(text) == len);
         free(text);
 
         tkv_buf_init(&b);
-        CHECK(tkv_value_from_json(v, &b, &err) == 0);
+        REQUIRE(tkv_value_from_json(v, &b, &err) == 0);
         olen = 0;
-        CHECK(tkv_value_check_bytes(b.data, b.len, &olen, &err) == 0);
-        CHECK(olen == len);
+        REQUIRE(tkv_value_check_bytes(b.data, b.len, &olen, &err) == 0);
+        REQUIRE(olen == len);
         tkv_buf_close(&b);
         json_decref(v);
     }

@@ -172,6 +172,15 @@ static void flip_byte(uint64_t id, long at)
     close(fd);
 }
 
+/* A new empty data dir, and raft's applied index back at 1. */
+static void fresh_dir(void)
+{
+    memset(&fake, 0, sizeof fake);
+    fake.last_applied = 1;
+    snprintf(dir, sizeof dir, "/tmp/tkv-fsmfiles-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
 static void state_file_round_trip(int mode)
 {
     struct tkv_fsm a, b, c, d;
@@ -179,10 +188,7 @@ static void state_file_round_trip(int mode)
     struct tkv_err err;
     unsigned k;
 
-    memset(&fake, 0, sizeof fake);
-    fake.last_applied = 1;
-    snprintf(dir, sizeof dir, "/tmp/tkv-fsmfiles-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    fresh_dir();
     fsm_open(&a, mode, 1);
     for (k = 0; k < 200; k++) {
         apply_set(&a, k);
@@ -349,10 +355,7 @@ static void test_stepped_cut_short(void **state)
     unsigned k;
 
     (void)state;
-    memset(&fake, 0, sizeof fake);
-    fake.last_applied = 1;
-    snprintf(dir, sizeof dir, "/tmp/tkv-fsmfiles-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    fresh_dir();
     fsm_open(&b, TKV_SNAP_INLINE, 0);
     for (k = 0; k < 30; k++) {
         apply_set(&b, k);
