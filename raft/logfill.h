@@ -31,7 +31,9 @@
 #include <stdint.h>
 
 /* Process-wide; off until turned on (the node turns it on unless
- * --log-zero-fill 0). Safe from any thread. */
+ * --log-zero-fill 0). Call it on the loop thread before raft_uv starts:
+ * that thread is then the one whose fills run at full speed (raft_uv
+ * starting), every other thread's are paced (its threadpool). */
 void tkv_logfill_enable(int on);
 int tkv_logfill_enabled(void);
 
